@@ -1,0 +1,50 @@
+# The two commands a new user needs: `make run` and `make test`. Everything else is set up by them.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint typecheck bootstrap migrate clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+bootstrap: $(STAMP)
+	@mkdir -p var
+	@test -f .env || $(BIN)/python scripts/write_local_env.py .env
+
+# Web (gunicorn) + worker + beat. With nothing configured: SQLite and an embedded broker under var/.
+# Point DATABASE_URL / CELERY_BROKER_URL / REDIS_URL at PostgreSQL and Redis to use them.
+run: bootstrap
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	$(BIN)/python manage.py ensure_admin
+	$(BIN)/python manage.py ensure_schedules
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/honcho start -f Procfile
+
+# The whole suite. Without DATABASE_URL: the local PostgreSQL on 127.0.0.1 when it answers, else SQLite
+# (tests that need PostgreSQL semantics then skip, saying why). pytest's "no tests ran" (exit 5) fails.
+test: $(STAMP)
+	@mkdir -p var
+	@set -o pipefail; \
+	if [ -z "$$DATABASE_URL" ]; then \
+	  if $(BIN)/python scripts/pg_reachable.py; then export DATABASE_URL=postgres://postgres@127.0.0.1:5432/ml_connector; \
+	  else echo "PostgreSQL not reachable on 127.0.0.1:5432: running on SQLite"; fi; \
+	fi; \
+	echo "database: $${DATABASE_URL:-sqlite}"; \
+	$(BIN)/pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+clean:
+	rm -rf var/broker var/broker-processed .pytest_cache

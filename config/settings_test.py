@@ -1,0 +1,20 @@
+"""Test settings: the production settings with a throwaway key, fast hashing and eager-free Celery."""
+
+import os
+
+os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production-0123456789abcdef")
+os.environ.setdefault("FERNET_KEYS", "test-fernet-key-one")
+os.environ.setdefault("SECURE_COOKIES", "0")
+
+from .settings import *  # noqa: E402,F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+# Tests never reach a broker unless they start one: a wake-up that cannot be sent is logged and left to
+# the relay, exactly as in production.
+CELERY_BROKER_URL = os.environ.get("TEST_CELERY_BROKER_URL", "memory://")
+CELERY_BROKER_TRANSPORT_OPTIONS = {}
+AXES_ENABLED = os.environ.get("TEST_AXES_ENABLED", "0") == "1"

@@ -1,0 +1,131 @@
+"""SalesDocument: the normalised Commerce document every later step works on. Money is Decimal throughout;
+it is stored on the record as JSON with amounts as strings so nothing is lost to floats."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+# ISO 4217 minor units where they are not 2.
+CURRENCY_EXPONENTS = {
+    "BHD": 3, "IQD": 3, "JOD": 3, "KWD": 3, "LYD": 3, "OMR": 3, "TND": 3,
+    "BIF": 0, "CLP": 0, "DJF": 0, "GNF": 0, "ISK": 0, "JPY": 0, "KMF": 0, "KRW": 0, "PYG": 0,
+    "RWF": 0, "UGX": 0, "UYI": 0, "VND": 0, "VUV": 0, "XAF": 0, "XOF": 0, "XPF": 0,
+}
+
+
+def currency_exponent(currency: str) -> int:
+    return CURRENCY_EXPONENTS.get(currency.upper(), 2)
+
+
+def quantize(amount: Decimal, currency: str) -> Decimal:
+    """Round half up to the currency's minor unit (Commerce rounds the same way)."""
+    return amount.quantize(Decimal(1).scaleb(-currency_exponent(currency)), rounding=ROUND_HALF_UP)
+
+
+@dataclass(frozen=True)
+class Customer:
+    commerce_id: str = ""  # empty for a guest
+    email: str = ""
+    group_id: str = ""
+    is_guest: bool = False
+    company: str = ""  # B2B company name or id when the order carries one
+    firstname: str = ""
+    lastname: str = ""
+
+
+@dataclass(frozen=True)
+class SalesLine:
+    line_id: str
+    sku: str
+    name: str
+    qty: Decimal
+    unit_price: Decimal  # excluding tax, before discount
+    row_total: Decimal  # qty * unit_price, excluding tax, before discount
+    discount: Decimal = Decimal("0")  # positive amount taken off this line
+    tax: Decimal = Decimal("0")
+    tax_percent: Decimal = Decimal("0")
+    product_type: str = "simple"
+    attribute_set_id: str = ""
+    category_ids: tuple[str, ...] = ()
+    parent_sku: str = ""  # the configurable or bundle parent, when folded
+
+    @property
+    def net(self) -> Decimal:
+        return self.row_total - self.discount
+
+
+@dataclass(frozen=True)
+class SalesDocument:
+    kind: str  # "order", "invoice" or "creditmemo"
+    entity_id: str
+    increment_id: str
+    created_at: datetime
+    currency: str
+    grand_total: Decimal
+    lines: tuple[SalesLine, ...]
+    customer: Customer = field(default_factory=Customer)
+    order_entity_id: str = ""
+    order_increment_id: str = ""
+    base_currency: str = ""
+    base_to_order_rate: Decimal | None = None
+    store_id: str = ""
+    website_id: str = ""
+    store_code: str = ""
+    purchase_order_number: str = ""
+    shipping_amount: Decimal = Decimal("0")  # excluding tax
+    shipping_tax: Decimal = Decimal("0")
+    shipping_discount: Decimal = Decimal("0")
+    adjustment_positive: Decimal = Decimal("0")  # credit memo refund adjustment
+    adjustment_negative: Decimal = Decimal("0")  # credit memo adjustment fee
+    status: str = ""
+
+    @property
+    def tax_total(self) -> Decimal:
+        return sum((line.tax for line in self.lines), Decimal("0")) + self.shipping_tax
+
+    @property
+    def discount_total(self) -> Decimal:
+        return sum((line.discount for line in self.lines), Decimal("0")) + self.shipping_discount
+
+    def to_json(self) -> dict[str, Any]:
+        return _to_json(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SalesDocument:
+        values = dict(data)
+        values["created_at"] = datetime.fromisoformat(values["created_at"])
+        values["customer"] = Customer(**values.get("customer") or {})
+        values["lines"] = tuple(
+            SalesLine(**{**_decimals(SalesLine, line), "category_ids": tuple(line.get("category_ids") or ())})
+            for line in values.get("lines") or ()
+        )
+        return cls(**_decimals(cls, values))
+
+
+def _decimals(cls: type, values: dict[str, Any]) -> dict[str, Any]:
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    out = {}
+    for key, value in values.items():
+        if key not in names:
+            continue
+        ftype = str(names[key].type)
+        if "Decimal" in ftype and value is not None and not isinstance(value, Decimal):
+            value = Decimal(str(value))
+        out[key] = value
+    return out
+
+
+def _to_json(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, tuple | list):
+        return [_to_json(v) for v in value]
+    return value

@@ -1,0 +1,289 @@
+"""The connection (one Commerce store set paired with one Fusion pod) and the pipeline record that carries
+one Commerce document to Fusion."""
+
+from __future__ import annotations
+
+from zoneinfo import available_timezones
+
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
+from django.db import models
+from django.utils import timezone
+from fernet_fields import EncryptedTextField
+
+from . import endpoints
+
+SECRET_FIELDS = (
+    "fusion_client_secret",
+    "fusion_password",
+    "commerce_consumer_secret",
+    "commerce_access_token",
+    "commerce_access_token_secret",
+    "commerce_client_secret",
+)
+
+
+class Connection(models.Model):
+    class FusionAuth(models.TextChoices):
+        OAUTH2 = "oauth2", "OAuth 2.0 client credentials"
+        BASIC = "basic", "Basic (username and password)"
+
+    class Deployment(models.TextChoices):
+        PAAS = "paas", "PaaS (on-premises or cloud infrastructure, OAuth 1.0a)"
+        SAAS = "saas", "SaaS (Adobe Commerce as a Cloud Service, IMS)"
+
+    class JournalMode(models.TextChoices):
+        SALES_JOURNAL = "sales_journal", "Sales journal through FBDI"
+        NONE = "none", "None (Create Accounting carries AR to GL)"
+
+    class InvoiceEvent(models.TextChoices):
+        ORDER = "order", "Order placement"
+        INVOICE = "invoice", "Commerce invoice creation (partial invoicing)"
+
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    enabled = models.BooleanField(default=True)
+
+    # Fusion side
+    fusion_base_url = models.CharField(max_length=255, help_text="https://<pod>.fa.<dc>.oraclecloud.com")
+    fusion_rest_version = models.CharField(
+        max_length=32, default="11.13.18.05",
+        validators=[RegexValidator(r"^(\d+(\.\d+)*|latest)$", "A REST version looks like 11.13.18.05.")],
+    )
+    fusion_auth = models.CharField(max_length=16, choices=FusionAuth.choices, default=FusionAuth.OAUTH2)
+    fusion_token_url = models.CharField(
+        max_length=255, blank=True, help_text="https://idcs-<id>.identity.oraclecloud.com/oauth2/v1/token"
+    )
+    fusion_client_id = models.CharField(max_length=255, blank=True)
+    fusion_client_secret = EncryptedTextField(blank=True, default="")
+    fusion_scope = models.CharField(max_length=500, blank=True)
+    fusion_username = models.CharField(max_length=255, blank=True)
+    fusion_password = EncryptedTextField(blank=True, default="")
+
+    # Posting defaults
+    business_unit = models.CharField(max_length=240, blank=True)
+    transaction_source = models.CharField(max_length=100, blank=True)
+    transaction_type = models.CharField(max_length=100, blank=True, default="Invoice")
+    credit_memo_transaction_type = models.CharField(max_length=100, blank=True, default="Credit Memo")
+    payment_terms = models.CharField(max_length=100, blank=True, default="Immediate")
+    currency = models.CharField(max_length=3, blank=True, default="USD")
+    ledger_id = models.CharField(max_length=40, blank=True)
+    journal_source = models.CharField(max_length=100, blank=True)
+    journal_category = models.CharField(max_length=100, blank=True)
+    journal_mode = models.CharField(max_length=16, choices=JournalMode.choices, default=JournalMode.NONE)
+    invoice_event = models.CharField(max_length=16, choices=InvoiceEvent.choices, default=InvoiceEvent.ORDER)
+    transaction_number_prefix = models.CharField(max_length=20, blank=True, default="MAG-")
+    time_zone = models.CharField(max_length=64, default="UTC")
+    fusion_distributions = models.CharField(
+        max_length=16, choices=[("manual", "Manual distributions from the mappings"), ("auto", "AutoAccounting")],
+        default="manual",
+    )
+    complete_invoices = models.BooleanField(default=False, help_text="Send InvoiceStatus Complete on create")
+    discount_mode = models.CharField(
+        max_length=16, choices=[("net", "Net of discount on each line"), ("separate", "A separate discount line")],
+        default="net",
+    )
+    journal_batch_minutes = models.PositiveIntegerField(default=15)
+    journal_batch_max_lines = models.PositiveIntegerField(default=5000)
+
+    # Retries and pacing
+    retry_base_seconds = models.PositiveIntegerField(default=30)
+    retry_cap_seconds = models.PositiveIntegerField(default=3600)
+    retry_max_attempts = models.PositiveIntegerField(default=12)
+    fusion_max_concurrency = models.PositiveIntegerField(default=4)
+    fusion_max_rps = models.FloatField(default=5.0)
+
+    # Watermarks of the scheduled polls
+    commerce_backfill_watermark = models.DateTimeField(null=True, blank=True)
+    fusion_sync_watermark = models.DateTimeField(null=True, blank=True)
+
+    # Commerce side
+    commerce_deployment = models.CharField(max_length=8, choices=Deployment.choices, default=Deployment.PAAS)
+    commerce_base_url = models.CharField(
+        max_length=255, help_text="PaaS: https://shop.example.com; SaaS: https://<region>.api.commerce.adobe.com/<tenant>"
+    )
+    commerce_store_code = models.CharField(max_length=64, default="default",
+                                           validators=[RegexValidator(r"^[a-z0-9_]+$", "A store code is lowercase letters, digits and _.")])
+    commerce_consumer_key = models.CharField(max_length=255, blank=True)
+    commerce_consumer_secret = EncryptedTextField(blank=True, default="")
+    commerce_access_token = EncryptedTextField(blank=True, default="")
+    commerce_access_token_secret = EncryptedTextField(blank=True, default="")
+    commerce_client_id = models.CharField(max_length=255, blank=True)
+    commerce_client_secret = EncryptedTextField(blank=True, default="")
+    commerce_ims_token_url = models.CharField(max_length=255, blank=True,
+                                              default="https://ims-na1.adobelogin.com/ims/token/v3")
+    commerce_scopes = models.CharField(
+        max_length=500, blank=True,
+        default="openid,AdobeID,email,profile,additional_info.roles,additional_info.projectedProductContext,commerce.accs",
+    )
+    commerce_org_id = models.CharField(max_length=100, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        permissions = [("replay_record", "Can replay records and mark them ignored")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.slug})"
+
+    def __repr__(self) -> str:
+        # Never the secrets: only identifying fields.
+        return f"<Connection {self.pk} {self.slug!r} fusion={self.fusion_base_url!r} commerce={self.commerce_base_url!r}>"
+
+    def clean(self) -> None:
+        errors: dict[str, list[str]] = {}
+
+        def check(field: str, validator, value) -> None:
+            try:
+                setattr(self, field, validator(value))
+            except ValidationError as exc:
+                errors.setdefault(field, []).extend(exc.messages)
+
+        check("fusion_base_url", endpoints.validate_fusion_base_url, self.fusion_base_url)
+        if self.fusion_auth == self.FusionAuth.OAUTH2:
+            check("fusion_token_url", endpoints.validate_identity_token_url, self.fusion_token_url)
+            if not self.fusion_client_id:
+                errors.setdefault("fusion_client_id", []).append("OAuth 2.0 needs the client id.")
+        elif not self.fusion_username:
+            errors.setdefault("fusion_username", []).append("Basic auth needs the Fusion username.")
+        if self.commerce_deployment == self.Deployment.SAAS:
+            check("commerce_base_url", endpoints.validate_commerce_saas_base_url, self.commerce_base_url)
+            check("commerce_ims_token_url", endpoints.validate_ims_token_url, self.commerce_ims_token_url)
+            if not self.commerce_client_id:
+                errors.setdefault("commerce_client_id", []).append("SaaS needs the IMS client id.")
+        else:
+            check("commerce_base_url", endpoints.validate_commerce_paas_base_url, self.commerce_base_url)
+            if not self.commerce_consumer_key:
+                errors.setdefault("commerce_consumer_key", []).append("PaaS needs the integration's consumer key.")
+        if self.time_zone not in available_timezones():
+            errors.setdefault("time_zone", []).append(f"{self.time_zone!r} is not a known time zone (e.g. Europe/Paris).")
+        if self.currency and (len(self.currency) != 3 or not self.currency.isalpha() or not self.currency.isupper()):
+            errors.setdefault("currency", []).append("A currency is a three-letter ISO code such as USD.")
+        if self.journal_mode == self.JournalMode.SALES_JOURNAL:
+            for field in ("ledger_id", "journal_source", "journal_category"):
+                if not getattr(self, field):
+                    errors.setdefault(field, []).append("The sales journal needs a ledger, journal source and category.")
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def fusion_api_root(self) -> str:
+        return f"{self.fusion_base_url.rstrip('/')}/fscmRestApi/resources/{self.fusion_rest_version}"
+
+
+class WebhookKey(models.Model):
+    """One key of one verification scheme. Several may be active at once, so keys can rotate."""
+
+    class Scheme(models.TextChoices):
+        HMAC = "hmac", "HMAC-SHA256 of the raw body"
+        ADOBE_RSA = "adobe_rsa", "Adobe Commerce webhook signature (RSA-SHA256)"
+        IO_EVENTS = "io_events", "Adobe I/O Events digital signature"
+
+    class Encoding(models.TextChoices):
+        HEX = "hex", "Hex"
+        BASE64 = "base64", "Base64"
+
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="webhook_keys")
+    scheme = models.CharField(max_length=16, choices=Scheme.choices)
+    label = models.CharField(max_length=100, blank=True, help_text="A name to tell keys apart, e.g. 2026-11 rotation")
+    active = models.BooleanField(default=True)
+    secret = EncryptedTextField(blank=True, default="", help_text="HMAC shared secret")
+    public_key = models.TextField(blank=True, help_text="PEM public key (Adobe RSA and I/O Events)")
+    header_name = models.CharField(max_length=100, blank=True, default="X-Commerce-Signature")
+    encoding = models.CharField(max_length=8, choices=Encoding.choices, default=Encoding.HEX)
+    prefix = models.CharField(max_length=32, blank=True, help_text="e.g. sha256=")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["connection", "scheme", "-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_scheme_display()} {self.label or self.pk}"
+
+    def __repr__(self) -> str:
+        return f"<WebhookKey {self.pk} {self.scheme} connection={self.connection_id} active={self.active}>"
+
+    def clean(self) -> None:
+        if self.scheme == self.Scheme.HMAC and not self.secret:
+            raise ValidationError({"secret": "An HMAC key needs its shared secret."})
+        if self.scheme in (self.Scheme.ADOBE_RSA, self.Scheme.IO_EVENTS):
+            from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+            try:
+                load_pem_public_key(self.public_key.strip().encode())
+            except (ValueError, TypeError) as exc:
+                raise ValidationError({"public_key": "Not a PEM public key (-----BEGIN PUBLIC KEY----- ...)."}) from exc
+
+
+class Record(models.Model):
+    """One Commerce document (order, invoice or credit memo) on its way to Fusion. Business state lives here;
+    broker messages only wake a worker up."""
+
+    class Kind(models.TextChoices):
+        ORDER = "order", "Order"
+        INVOICE = "invoice", "Invoice"
+        CREDIT_MEMO = "creditmemo", "Credit memo"
+
+    class State(models.TextChoices):
+        RECEIVED = "received", "Received"
+        RETRYING = "retrying", "Waiting to retry"
+        INVOICE_POSTED = "invoice_posted", "AR document posted"
+        JOURNAL_PENDING = "journal_pending", "In an open journal batch"
+        POSTED = "posted", "Posted"
+        LINKED = "linked", "Linked to the posted invoice"
+        NEEDS_REVIEW = "needs_review", "Needs review"
+        IGNORED = "ignored", "Ignored"
+
+    # States from which a worker still has something to do.
+    ACTIVE_STATES = (State.RECEIVED, State.RETRYING, State.INVOICE_POSTED)
+
+    class Source(models.TextChoices):
+        WEBHOOK = "webhook", "Webhook"
+        BACKFILL = "backfill", "Backfill"
+        MANUAL = "manual", "Manual"
+
+    connection = models.ForeignKey(Connection, on_delete=models.PROTECT, related_name="records")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    commerce_entity_id = models.CharField(max_length=64)
+    commerce_number = models.CharField(max_length=64, blank=True, db_index=True,
+                                       help_text="Commerce increment id, e.g. 000000123")
+    commerce_order_id = models.CharField(max_length=64, blank=True, db_index=True,
+                                         help_text="The order this invoice or credit memo belongs to")
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.WEBHOOK)
+    document = models.JSONField(help_text="The normalised SalesDocument")
+    document_date = models.DateTimeField(null=True, blank=True)
+    grand_total = models.DecimalField(max_digits=19, decimal_places=4, null=True, blank=True)
+    currency = models.CharField(max_length=3, blank=True)
+
+    state = models.CharField(max_length=20, choices=State.choices, default=State.RECEIVED, db_index=True)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now, db_index=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    leased_by = models.CharField(max_length=100, blank=True)
+    last_error = models.TextField(blank=True)
+    resolution_hint = models.TextField(blank=True)
+    outcome_unknown = models.BooleanField(
+        default=False, help_text="The last create timed out or the connection dropped: look up before posting."
+    )
+
+    plan = models.JSONField(null=True, blank=True, help_text="The last posting plan")
+    fusion_transaction_id = models.CharField(max_length=40, blank=True)
+    fusion_transaction_number = models.CharField(max_length=60, blank=True, db_index=True)
+    linked_record = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL,
+                                      related_name="linked_from")
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    posted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["connection", "kind", "commerce_entity_id"], name="record_unique_document"),
+        ]
+        indexes = [models.Index(fields=["state", "next_attempt_at"], name="record_due_idx")]
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.commerce_number or self.commerce_entity_id}"

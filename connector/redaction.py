@@ -1,0 +1,94 @@
+"""The one place that decides what a secret looks like. Everything logged, audited, stored or raised goes
+through redact() first."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+MASK = "***"
+
+_SECRET_WORDS = (
+    "authorization",
+    "cookie",
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "signature",
+    "apikey",
+    "api-key",
+    "api_key",
+    "x-api-key",
+    "private",
+    "credential",
+    "assertion",
+    "session",
+)
+# "key" alone is too broad for field names like "key_id" or "idempotency"; match it as a word part.
+_KEY_RE = re.compile(r"(^|[_\-.])key($|[_\-.s])", re.IGNORECASE)
+_BEARER_RE = re.compile(r"(?i)\b(bearer|basic|oauth)\s+[A-Za-z0-9._~+/=\-,\"]+")
+_INLINE_SECRET_RE = re.compile(
+    r"(?i)\b(access_token|refresh_token|client_secret|password|oauth_signature|oauth_token|"
+    r"id_token|api_key|secret)(\"?\s*[:=]\s*\"?)([^\s\"&,}]+)"
+)
+
+
+def is_secret_name(name: str) -> bool:
+    lowered = name.lower()
+    if lowered in {"public_key", "public_keys", "key_id", "keyid", "kid", "max_tokens"}:
+        return False
+    return any(word in lowered for word in _SECRET_WORDS) or bool(_KEY_RE.search(lowered))
+
+
+def redact_text(text: str) -> str:
+    text = _BEARER_RE.sub(lambda m: f"{m.group(1)} {MASK}", text)
+    return _INLINE_SECRET_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
+
+
+def redact_url(url: str) -> str:
+    """Drop user:password from the authority and mask secret-looking query parameters."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return redact_text(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = f"{MASK}@{netloc.rsplit('@', 1)[1]}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode([(k, MASK if is_secret_name(k) else v) for k, v in pairs], safe="*'=,;:$ ")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def redact(value: Any, *, depth: int = 0) -> Any:
+    """Return a copy of value with secrets masked: dict keys that name a secret, header values, URLs and
+    bearer/basic credentials inside strings."""
+    if depth > 20:
+        return MASK
+    if isinstance(value, Mapping):
+        return {
+            k: (MASK if isinstance(k, str) and is_secret_name(k) and v not in (None, "") else
+                redact(v, depth=depth + 1))
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [redact(v, depth=depth + 1) for v in value]
+    if isinstance(value, str):
+        if value.startswith(("http://", "https://")):
+            return redact_url(value)
+        return redact_text(value)
+    return value
+
+
+def excerpt(text: str | bytes | None, limit: int = 2000) -> str:
+    """A redacted, truncated excerpt of an HTTP body for errors and the audit trail."""
+    if text is None:
+        return ""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    text = redact_text(text)
+    return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} more characters]"
