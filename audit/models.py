@@ -26,11 +26,23 @@ class AuditEvent(models.Model):
 
     occurred_at = models.DateTimeField(default=timezone.now, db_index=True)
     actor = models.CharField(max_length=150, help_text="A username, or system:<task>")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                             related_name="+", db_constraint=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_constraint=False,
+    )
     action = models.CharField(max_length=100, db_index=True, help_text="Namespaced, e.g. connection.updated")
-    connection = models.ForeignKey("connector.Connection", null=True, blank=True, on_delete=models.DO_NOTHING,
-                                   related_name="audit_events", db_constraint=False)
+    connection = models.ForeignKey(
+        "connector.Connection",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        related_name="audit_events",
+        db_constraint=False,
+    )
     target_type = models.CharField(max_length=50, blank=True)
     target_id = models.CharField(max_length=64, blank=True)
     correlation_id = models.CharField(max_length=64, blank=True, db_index=True)

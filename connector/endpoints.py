@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 FUSION_HOST = re.compile(rf"^{_LABEL}\.fa\.(?:{_LABEL})\.oraclecloud\.com$")
-IDENTITY_HOST = re.compile(rf"^idcs-[a-z0-9]+\.identity\.oraclecloud\.com$")
+IDENTITY_HOST = re.compile(r"^idcs-[a-z0-9]+\.identity\.oraclecloud\.com$")
 COMMERCE_SAAS_HOST = re.compile(rf"^{_LABEL}\.api\.commerce\.adobe\.com$")
 IMS_HOST = re.compile(rf"^ims-{_LABEL}\.adobelogin\.com$")
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
@@ -67,22 +67,38 @@ def _check(url: str, what: str, pattern: re.Pattern[str] | None, example: str, *
 
 
 def validate_fusion_base_url(url: str) -> str:
-    return _check(url, "Fusion base URL", FUSION_HOST,
-                  "https://<pod>.fa.<dc>.oraclecloud.com or https://<pod>.fa.ocs.oraclecloud.com", path_ok=False)
+    return _check(
+        url,
+        "Fusion base URL",
+        FUSION_HOST,
+        "https://<pod>.fa.<dc>.oraclecloud.com or https://<pod>.fa.ocs.oraclecloud.com",
+        path_ok=False,
+    )
 
 
 def validate_identity_token_url(url: str) -> str:
-    return _check(url, "Identity domain token URL", IDENTITY_HOST,
-                  "https://idcs-<id>.identity.oraclecloud.com/oauth2/v1/token", path_ok=True)
+    return _check(
+        url,
+        "Identity domain token URL",
+        IDENTITY_HOST,
+        "https://idcs-<id>.identity.oraclecloud.com/oauth2/v1/token",
+        path_ok=True,
+    )
 
 
 def validate_commerce_saas_base_url(url: str) -> str:
     parts, host, _ = _split(url, "Commerce base URL")
-    checked = _check(url, "Commerce base URL", COMMERCE_SAAS_HOST,
-                     "https://<region>.api.commerce.adobe.com/<tenant>", path_ok=True)
+    checked = _check(
+        url,
+        "Commerce base URL",
+        COMMERCE_SAAS_HOST,
+        "https://<region>.api.commerce.adobe.com/<tenant>",
+        path_ok=True,
+    )
     if not _is_local(parts, host) and not re.fullmatch(r"/[A-Za-z0-9_-]+/?", parts.path or ""):
-        raise ValidationError("Commerce base URL: a SaaS URL ends with the tenant id, "
-                              "e.g. https://na1.api.commerce.adobe.com/<tenant>.")
+        raise ValidationError(
+            "Commerce base URL: a SaaS URL ends with the tenant id, e.g. https://na1.api.commerce.adobe.com/<tenant>."
+        )
     return checked
 
 
@@ -103,5 +119,8 @@ def validate_ims_token_url(url: str) -> str:
 def same_origin(url: str, base: str) -> bool:
     """A link returned by a system is followed only when it has the origin of the validated base."""
     a, b = urlsplit(url), urlsplit(base)
-    return (a.scheme, (a.hostname or "").lower(), a.port) == (b.scheme, (b.hostname or "").lower(), b.port) \
-        and "@" not in a.netloc
+    return (a.scheme, (a.hostname or "").lower(), a.port) == (
+        b.scheme,
+        (b.hostname or "").lower(),
+        b.port,
+    ) and "@" not in a.netloc

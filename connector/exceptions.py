@@ -34,8 +34,15 @@ class ConnectorError(Exception):
         return f"{self.message}{where}"
 
     def as_dict(self) -> dict:
-        return {"error": type(self).__name__, "message": self.message, "status": self.status,
-                "method": self.method, "url": self.url, "body": self.body, "hint": self.hint}
+        return {
+            "error": type(self).__name__,
+            "message": self.message,
+            "status": self.status,
+            "method": self.method,
+            "url": self.url,
+            "body": self.body,
+            "hint": self.hint,
+        }
 
 
 class TransientError(ConnectorError):

@@ -47,7 +47,8 @@ class Connection(models.Model):
     # Fusion side
     fusion_base_url = models.CharField(max_length=255, help_text="https://<pod>.fa.<dc>.oraclecloud.com")
     fusion_rest_version = models.CharField(
-        max_length=32, default="11.13.18.05",
+        max_length=32,
+        default="11.13.18.05",
         validators=[RegexValidator(r"^(\d+(\.\d+)*|latest)$", "A REST version looks like 11.13.18.05.")],
     )
     fusion_auth = models.CharField(max_length=16, choices=FusionAuth.choices, default=FusionAuth.OAUTH2)
@@ -75,12 +76,14 @@ class Connection(models.Model):
     transaction_number_prefix = models.CharField(max_length=20, blank=True, default="MAG-")
     time_zone = models.CharField(max_length=64, default="UTC")
     fusion_distributions = models.CharField(
-        max_length=16, choices=[("manual", "Manual distributions from the mappings"), ("auto", "AutoAccounting")],
+        max_length=16,
+        choices=[("manual", "Manual distributions from the mappings"), ("auto", "AutoAccounting")],
         default="manual",
     )
     complete_invoices = models.BooleanField(default=False, help_text="Send InvoiceStatus Complete on create")
     discount_mode = models.CharField(
-        max_length=16, choices=[("net", "Net of discount on each line"), ("separate", "A separate discount line")],
+        max_length=16,
+        choices=[("net", "Net of discount on each line"), ("separate", "A separate discount line")],
         default="net",
     )
     journal_batch_minutes = models.PositiveIntegerField(default=15)
@@ -100,20 +103,26 @@ class Connection(models.Model):
     # Commerce side
     commerce_deployment = models.CharField(max_length=8, choices=Deployment.choices, default=Deployment.PAAS)
     commerce_base_url = models.CharField(
-        max_length=255, help_text="PaaS: https://shop.example.com; SaaS: https://<region>.api.commerce.adobe.com/<tenant>"
+        max_length=255,
+        help_text="PaaS: https://shop.example.com; SaaS: https://<region>.api.commerce.adobe.com/<tenant>",
     )
-    commerce_store_code = models.CharField(max_length=64, default="default",
-                                           validators=[RegexValidator(r"^[a-z0-9_]+$", "A store code is lowercase letters, digits and _.")])
+    commerce_store_code = models.CharField(
+        max_length=64,
+        default="default",
+        validators=[RegexValidator(r"^[a-z0-9_]+$", "A store code is lowercase letters, digits and _.")],
+    )
     commerce_consumer_key = models.CharField(max_length=255, blank=True)
     commerce_consumer_secret = EncryptedTextField(blank=True, default="")
     commerce_access_token = EncryptedTextField(blank=True, default="")
     commerce_access_token_secret = EncryptedTextField(blank=True, default="")
     commerce_client_id = models.CharField(max_length=255, blank=True)
     commerce_client_secret = EncryptedTextField(blank=True, default="")
-    commerce_ims_token_url = models.CharField(max_length=255, blank=True,
-                                              default="https://ims-na1.adobelogin.com/ims/token/v3")
+    commerce_ims_token_url = models.CharField(
+        max_length=255, blank=True, default="https://ims-na1.adobelogin.com/ims/token/v3"
+    )
     commerce_scopes = models.CharField(
-        max_length=500, blank=True,
+        max_length=500,
+        blank=True,
         default="openid,AdobeID,email,profile,additional_info.roles,additional_info.projectedProductContext,commerce.accs",
     )
     commerce_org_id = models.CharField(max_length=100, blank=True)
@@ -130,7 +139,9 @@ class Connection(models.Model):
 
     def __repr__(self) -> str:
         # Never the secrets: only identifying fields.
-        return f"<Connection {self.pk} {self.slug!r} fusion={self.fusion_base_url!r} commerce={self.commerce_base_url!r}>"
+        return (
+            f"<Connection {self.pk} {self.slug!r} fusion={self.fusion_base_url!r} commerce={self.commerce_base_url!r}>"
+        )
 
     def clean(self) -> None:
         errors: dict[str, list[str]] = {}
@@ -158,13 +169,17 @@ class Connection(models.Model):
             if not self.commerce_consumer_key:
                 errors.setdefault("commerce_consumer_key", []).append("PaaS needs the integration's consumer key.")
         if self.time_zone not in available_timezones():
-            errors.setdefault("time_zone", []).append(f"{self.time_zone!r} is not a known time zone (e.g. Europe/Paris).")
+            errors.setdefault("time_zone", []).append(
+                f"{self.time_zone!r} is not a known time zone (e.g. Europe/Paris)."
+            )
         if self.currency and (len(self.currency) != 3 or not self.currency.isalpha() or not self.currency.isupper()):
             errors.setdefault("currency", []).append("A currency is a three-letter ISO code such as USD.")
         if self.journal_mode == self.JournalMode.SALES_JOURNAL:
             for field in ("ledger_id", "journal_source", "journal_category"):
                 if not getattr(self, field):
-                    errors.setdefault(field, []).append("The sales journal needs a ledger, journal source and category.")
+                    errors.setdefault(field, []).append(
+                        "The sales journal needs a ledger, journal source and category."
+                    )
         if errors:
             raise ValidationError(errors)
 
@@ -247,10 +262,12 @@ class Record(models.Model):
     connection = models.ForeignKey(Connection, on_delete=models.PROTECT, related_name="records")
     kind = models.CharField(max_length=16, choices=Kind.choices)
     commerce_entity_id = models.CharField(max_length=64)
-    commerce_number = models.CharField(max_length=64, blank=True, db_index=True,
-                                       help_text="Commerce increment id, e.g. 000000123")
-    commerce_order_id = models.CharField(max_length=64, blank=True, db_index=True,
-                                         help_text="The order this invoice or credit memo belongs to")
+    commerce_number = models.CharField(
+        max_length=64, blank=True, db_index=True, help_text="Commerce increment id, e.g. 000000123"
+    )
+    commerce_order_id = models.CharField(
+        max_length=64, blank=True, db_index=True, help_text="The order this invoice or credit memo belongs to"
+    )
     source = models.CharField(max_length=16, choices=Source.choices, default=Source.WEBHOOK)
     document = models.JSONField(help_text="The normalised SalesDocument")
     document_date = models.DateTimeField(null=True, blank=True)
@@ -265,14 +282,16 @@ class Record(models.Model):
     last_error = models.TextField(blank=True)
     resolution_hint = models.TextField(blank=True)
     outcome_unknown = models.BooleanField(
-        default=False, help_text="The last create timed out or the connection dropped: look up before posting."
+        default=False,
+        help_text="The last create timed out or the connection dropped: look up before posting.",
     )
 
     plan = models.JSONField(null=True, blank=True, help_text="The last posting plan")
     fusion_transaction_id = models.CharField(max_length=40, blank=True)
     fusion_transaction_number = models.CharField(max_length=60, blank=True, db_index=True)
-    linked_record = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL,
-                                      related_name="linked_from")
+    linked_record = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="linked_from"
+    )
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)

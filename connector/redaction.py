@@ -71,8 +71,9 @@ def redact(value: Any, *, depth: int = 0) -> Any:
         return MASK
     if isinstance(value, Mapping):
         return {
-            k: (MASK if isinstance(k, str) and is_secret_name(k) and v not in (None, "") else
-                redact(v, depth=depth + 1))
+            k: (
+                MASK if isinstance(k, str) and is_secret_name(k) and v not in (None, "") else redact(v, depth=depth + 1)
+            )
             for k, v in value.items()
         }
     if isinstance(value, list | tuple):

@@ -15,6 +15,10 @@ class Schedule:
 
 
 DEFAULT_SCHEDULES: tuple[Schedule, ...] = (
-    Schedule("relay", "connector.relay", 30,
-             "Wake records whose next attempt is due or whose lease expired (survives a lost broker message)."),
+    Schedule(
+        "relay",
+        "connector.relay",
+        30,
+        "Wake records whose next attempt is due or whose lease expired (survives a lost broker message).",
+    ),
 )

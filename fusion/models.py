@@ -37,15 +37,19 @@ class JournalBatch(models.Model):
     line_count = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     resolution_hint = models.TextField(blank=True)
-    resubmitted_as = models.OneToOneField("self", null=True, blank=True, on_delete=models.SET_NULL,
-                                          related_name="resubmission_of")
+    resubmitted_as = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="resubmission_of"
+    )
 
     class Meta:
         ordering = ["-opened_at"]
         constraints = [
             # At most one open batch per connection: every record's lines join the same one.
-            models.UniqueConstraint(fields=["connection"], condition=models.Q(state="open"),
-                                    name="journal_one_open_batch_per_connection"),
+            models.UniqueConstraint(
+                fields=["connection"],
+                condition=models.Q(state="open"),
+                name="journal_one_open_batch_per_connection",
+            ),
         ]
         verbose_name_plural = "journal batches"
 
@@ -73,17 +77,25 @@ class JournalEntry(models.Model):
 class ReferenceStatus(models.Model):
     """When the cached reference data of a connection was last refreshed."""
 
-    connection = models.OneToOneField("connector.Connection", on_delete=models.CASCADE,
-                                      related_name="fusion_reference_status")
+    connection = models.OneToOneField(
+        "connector.Connection", on_delete=models.CASCADE, related_name="fusion_reference_status"
+    )
     customers_refreshed_at = models.DateTimeField(null=True, blank=True)
     combinations_refreshed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "reference status"
+
+    def __str__(self) -> str:
+        return f"Reference data of {self.connection}"
 
 
 class CustomerAccount(models.Model):
     """A Fusion customer account with one bill-to site (customerAccountSitesLOV row)."""
 
-    connection = models.ForeignKey("connector.Connection", on_delete=models.CASCADE,
-                                   related_name="fusion_customer_accounts")
+    connection = models.ForeignKey(
+        "connector.Connection", on_delete=models.CASCADE, related_name="fusion_customer_accounts"
+    )
     account_number = models.CharField(max_length=30)
     site = models.CharField(max_length=150, help_text="SiteUseId or site name as sent in BillToSite")
     site_use_id = models.CharField(max_length=40, blank=True)
@@ -95,8 +107,9 @@ class CustomerAccount(models.Model):
     fetched_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["connection", "account_number", "site"],
-                                               name="fusion_customer_site_unique")]
+        constraints = [
+            models.UniqueConstraint(fields=["connection", "account_number", "site"], name="fusion_customer_site_unique")
+        ]
         indexes = [models.Index(fields=["connection", "account_number"], name="fusion_customer_acct_idx")]
 
     def __str__(self) -> str:
@@ -106,8 +119,9 @@ class CustomerAccount(models.Model):
 class AccountCombination(models.Model):
     """A GL account combination (accountCombinationsLOV row) as last seen in Fusion."""
 
-    connection = models.ForeignKey("connector.Connection", on_delete=models.CASCADE,
-                                   related_name="fusion_account_combinations")
+    connection = models.ForeignKey(
+        "connector.Connection", on_delete=models.CASCADE, related_name="fusion_account_combinations"
+    )
     combination = models.CharField(max_length=250, help_text="Concatenated segments, e.g. 01-000-4110-0000-000")
     code_combination_id = models.CharField(max_length=40, blank=True)
     enabled = models.BooleanField(default=True)
@@ -118,8 +132,7 @@ class AccountCombination(models.Model):
     fetched_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["connection", "combination"],
-                                               name="fusion_combination_unique")]
+        constraints = [models.UniqueConstraint(fields=["connection", "combination"], name="fusion_combination_unique")]
 
     def __str__(self) -> str:
         return self.combination

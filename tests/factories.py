@@ -45,7 +45,11 @@ def make_connection(**overrides: Any) -> Connection:
 
 
 def add_hmac_key(connection: Connection, secret: str = "whsec-test", **overrides: Any) -> WebhookKey:
-    values: dict[str, Any] = {"scheme": WebhookKey.Scheme.HMAC, "secret": secret,
-                              "header_name": "X-Commerce-Signature", "encoding": "hex"}
+    values: dict[str, Any] = {
+        "scheme": WebhookKey.Scheme.HMAC,
+        "secret": secret,
+        "header_name": "X-Commerce-Signature",
+        "encoding": "hex",
+    }
     values.update(overrides)
     return WebhookKey.objects.create(connection=connection, **values)

@@ -14,10 +14,22 @@ from tests.factories import make_connection
 
 def _order(entity_id="7", total="10.00"):
     return SalesDocument(
-        kind="order", entity_id=entity_id, increment_id=f"00000000{entity_id}",
-        created_at=datetime(2026, 11, 1, 12, tzinfo=UTC), currency="USD", grand_total=Decimal(total),
-        lines=(SalesLine(line_id="1", sku="SKU-1", name="Thing", qty=Decimal(1), unit_price=Decimal(total),
-                         row_total=Decimal(total)),),
+        kind="order",
+        entity_id=entity_id,
+        increment_id=f"00000000{entity_id}",
+        created_at=datetime(2026, 11, 1, 12, tzinfo=UTC),
+        currency="USD",
+        grand_total=Decimal(total),
+        lines=(
+            SalesLine(
+                line_id="1",
+                sku="SKU-1",
+                name="Thing",
+                qty=Decimal(1),
+                unit_price=Decimal(total),
+                row_total=Decimal(total),
+            ),
+        ),
     )
 
 
@@ -43,7 +55,9 @@ def test_record_accept_makes_one_record_for_duplicates():
     assert first.created and not again.created
     assert Record.objects.count() == 1
     assert list(AuditEvent.objects.order_by("id").values_list("action", flat=True)) == [
-        "record.received", "record.duplicate"]
+        "record.received",
+        "record.duplicate",
+    ]
 
 
 @pytest.mark.django_db

@@ -6,8 +6,10 @@ from django.core.management.base import BaseCommand
 
 
 class Command(BaseCommand):
-    help = ("Make sure an admin login exists. Uses ADMIN_USERNAME / ADMIN_PASSWORD when set; otherwise creates "
-            "'admin' with a generated password and prints it once.")
+    help = (
+        "Make sure an admin login exists. Uses ADMIN_USERNAME / ADMIN_PASSWORD when set; otherwise creates "
+        "'admin' with a generated password and prints it once."
+    )
 
     def handle(self, *args, **options):
         User = get_user_model()
@@ -29,8 +31,11 @@ class Command(BaseCommand):
         password = password or secrets.token_urlsafe(12)
         User.objects.create_superuser(username=username, email=os.environ.get("ADMIN_EMAIL", ""), password=password)
         if generated:
-            self.stdout.write(self.style.WARNING(
-                f"Created admin login '{username}' with password: {password}\n"
-                "It is shown only this once; change it in the admin or set ADMIN_PASSWORD."))
+            self.stdout.write(
+                self.style.WARNING(
+                    f"Created admin login '{username}' with password: {password}\n"
+                    "It is shown only this once; change it in the admin or set ADMIN_PASSWORD."
+                )
+            )
         else:
             self.stdout.write(f"Created admin login '{username}' from ADMIN_PASSWORD.")

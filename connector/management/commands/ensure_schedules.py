@@ -9,10 +9,12 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         for item in DEFAULT_SCHEDULES:
-            interval, _ = IntervalSchedule.objects.get_or_create(every=item.every_seconds,
-                                                                 period=IntervalSchedule.SECONDS)
+            interval, _ = IntervalSchedule.objects.get_or_create(
+                every=item.every_seconds, period=IntervalSchedule.SECONDS
+            )
             _, created = PeriodicTask.objects.get_or_create(
-                name=item.name, defaults={"task": item.task, "interval": interval, "description": item.description}
+                name=item.name,
+                defaults={"task": item.task, "interval": interval, "description": item.description},
             )
             if created:
                 self.stdout.write(f"Scheduled {item.name}: every {item.every_seconds} s")
