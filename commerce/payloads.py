@@ -1,0 +1,435 @@
+"""Commerce payloads -> SalesDocument.
+
+Three envelopes arrive (reference/commerce.md §1.4, §2):
+* observer hooks `{"eventName": ..., "data": {"order"|"invoice"|"creditmemo": {...}, "data_object": {...}}}`;
+* plugin hooks, the method arguments by name: `{"order": {...}}`, `{"entity": {...}}`, maybe `"result"`;
+* Adobe I/O Events CloudEvents `{"specversion", "type": "com.adobe.commerce.observer.<event>", "data": {"value"}}`.
+The entity inside is raw model data: numbers often come as strings ("200.0000", "3.000000"), sometimes mixed
+with real numbers. Every value is coerced here, and money is Decimal from the start (never float).
+REST answers (the backfill) have the same entity shapes and go through the same functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from connector.documents import Customer, SalesDocument, SalesLine, quantize
+
+ORDER, INVOICE, CREDIT_MEMO = "order", "invoice", "creditmemo"
+
+# Hook and event names (reference/commerce.md §1.3), with the document kind each one carries.
+EVENT_KINDS: dict[str, str] = {
+    "observer.sales_order_place_after": ORDER,
+    "observer.sales_order_place_before": ORDER,
+    "observer.sales_order_save_after": ORDER,
+    "observer.sales_order_save_commit_after": ORDER,
+    "plugin.magento.sales.api.order_management.place": ORDER,
+    "plugin.sales.api.order_management.place": ORDER,  # SaaS spelling
+    "observer.sales_order_invoice_save_after": INVOICE,
+    "observer.sales_order_invoice_save_commit_after": INVOICE,
+    "observer.sales_order_invoice_pay": INVOICE,
+    "plugin.magento.sales.api.invoice_repository.create": INVOICE,
+    "plugin.magento.sales.api.invoice_repository.save": INVOICE,
+    "plugin.sales.api.invoice_repository.save": INVOICE,
+    "observer.sales_order_creditmemo_save_after": CREDIT_MEMO,
+    "observer.sales_order_creditmemo_save_commit_after": CREDIT_MEMO,
+    "plugin.magento.sales.api.creditmemo_repository.create": CREDIT_MEMO,
+    "plugin.magento.sales.api.creditmemo_repository.save": CREDIT_MEMO,
+    "plugin.sales.api.creditmemo_repository.save": CREDIT_MEMO,
+}
+IO_EVENTS_PREFIX = "com.adobe.commerce."
+UNIT_PRICE_PLACES = Decimal("0.0001")  # Magento keeps four decimals on prices
+_ENTITY_KEYS = {ORDER: ("order",), INVOICE: ("invoice",), CREDIT_MEMO: ("creditmemo", "credit_memo")}
+
+
+class UnreadablePayload(ValueError):
+    """Signed, but not a shape we understand. The delivery is kept for review with this reason."""
+
+
+@dataclass(frozen=True)
+class Envelope:
+    event_name: str
+    kind: str | None  # None: an event type we do not handle
+    entity: dict[str, Any] | None
+    event_id: str = ""  # the CloudEvent id, when there is one
+
+
+def is_challenge(payload: Any) -> bool:
+    """The I/O Events registration handshake by POST: {"challenge": "..."} and nothing that looks like an event."""
+    return (
+        isinstance(payload, dict)
+        and isinstance(payload.get("challenge"), str)
+        and not ({"eventName", "data", "order", "entity", "specversion"} & payload.keys())
+    )
+
+
+def envelope_parse(payload: Any, *, hint: str = "") -> Envelope:
+    """Find the event name, the document kind and the entity in a webhook body. `hint` is an event name the
+    merchant put in the hook URL (?event=...), used when the body does not name its event (plugin hooks)."""
+    if not isinstance(payload, dict):
+        raise UnreadablePayload("the body is JSON but not an object")
+    if "specversion" in payload and isinstance(payload.get("type"), str):
+        name = payload["type"]
+        if name.startswith(IO_EVENTS_PREFIX):
+            name = name[len(IO_EVENTS_PREFIX) :]
+        data = payload.get("data")
+        entity = data.get("value") if isinstance(data, dict) else None
+        kind = EVENT_KINDS.get(name)
+        if kind and not isinstance(entity, dict):
+            raise UnreadablePayload(f"{payload['type']} has no data.value object")
+        return Envelope(name, kind, entity if isinstance(entity, dict) else None, str(payload.get("id") or ""))
+    if isinstance(payload.get("eventName"), str):
+        name = payload["eventName"]
+        if not name.startswith(("observer.", "plugin.")):
+            name = f"observer.{name}"
+        kind = EVENT_KINDS.get(name)
+        if kind is None:
+            return Envelope(name, None, None)
+        data = payload.get("data")
+        if not isinstance(data, dict):
+            raise UnreadablePayload(f"{name} has no data object")
+        for key in (*_ENTITY_KEYS[kind], "data_object"):
+            if isinstance(data.get(key), dict):
+                return Envelope(name, kind, data[key])
+        wanted = _ENTITY_KEYS[kind][0]
+        raise UnreadablePayload(f"{name} carries no {kind} (looked for data.{wanted} and data.data_object)")
+    # Plugin hooks: the arguments by parameter name; an "after" plugin also gets the saved entity as "result"
+    # (with its entity_id, which a "before" plugin's argument does not have yet).
+    result = payload.get("result") if isinstance(payload.get("result"), dict) else None
+    for kind, keys in _ENTITY_KEYS.items():
+        for key in keys:
+            if isinstance(payload.get(key), dict):
+                name = hint if EVENT_KINDS.get(hint) == kind else _plugin_name(kind)
+                entity = payload[key]
+                if result is not None and _text(result.get("entity_id")) and "items" in result:
+                    entity = result
+                return Envelope(name, kind, entity)
+    entity = payload.get("entity") if isinstance(payload.get("entity"), dict) else payload.get("result")
+    if isinstance(entity, dict):
+        kind = EVENT_KINDS.get(hint) or _guess_kind(entity)
+        if kind is None:
+            raise UnreadablePayload("a plugin payload whose entity is neither an order, an invoice nor a credit memo")
+        return Envelope(hint if EVENT_KINDS.get(hint) else _plugin_name(kind), kind, entity)
+    if hint and hint not in EVENT_KINDS:
+        return Envelope(hint[:150], None, None)
+    raise UnreadablePayload("no eventName, no CloudEvent type and no order/invoice/creditmemo argument")
+
+
+def _plugin_name(kind: str) -> str:
+    return {
+        ORDER: "plugin.magento.sales.api.order_management.place",
+        INVOICE: "plugin.magento.sales.api.invoice_repository.save",
+        CREDIT_MEMO: "plugin.magento.sales.api.creditmemo_repository.save",
+    }[kind]
+
+
+def _guess_kind(entity: Mapping[str, Any]) -> str | None:
+    if any(k in entity for k in ("adjustment_positive", "adjustment_negative", "creditmemo_status")):
+        return CREDIT_MEMO
+    if "order_id" in entity and "customer_email" not in entity:
+        return INVOICE
+    if "customer_email" in entity or "increment_id" in entity:
+        return ORDER
+    return None
+
+
+# --- values --------------------------------------------------------------------------------------------
+
+
+def _text(value: Any) -> str:
+    if value is None or isinstance(value, dict | list):
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).strip()
+
+
+def _decimal(value: Any, *, field: str = "", required: bool = False) -> Decimal:
+    if value is None or value == "":
+        if required:
+            raise UnreadablePayload(f"{field} is missing")
+        return Decimal("0")
+    if isinstance(value, bool):
+        raise UnreadablePayload(f"{field} is not a number: {value!r}")
+    try:
+        # str() first: a float 0.1 becomes Decimal("0.1"), not its binary expansion.
+        number = Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        raise UnreadablePayload(f"{field} is not a number: {str(value)[:40]!r}")
+    if not number.is_finite():
+        raise UnreadablePayload(f"{field} is not a finite number")
+    return number
+
+
+def _tidy(qty: Decimal) -> Decimal:
+    """ "3.000000" -> 3, "1.5000" -> 1.5 (quantities keep their meaning, not Magento's padding)."""
+    return qty.quantize(Decimal(1)) if qty == qty.to_integral_value() else qty.normalize()
+
+
+def _flag(value: Any) -> bool:
+    return _text(value).lower() in {"1", "true", "yes"}
+
+
+def _when(value: Any, *, field: str) -> datetime:
+    text = _text(value)
+    if not text:
+        raise UnreadablePayload(f"{field} is missing")
+    try:
+        # Commerce: "YYYY-MM-DD HH:MM:SS" in UTC with no zone; I/O Events and REST may send ISO 8601.
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UnreadablePayload(f"{field} is not a date: {text[:40]!r}")
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _entity_id(entity: Mapping[str, Any]) -> str:
+    return _text(entity.get("entity_id") or entity.get("id"))
+
+
+def _money(entity: Mapping[str, Any], key: str, currency: str) -> Decimal:
+    return quantize(_decimal(entity.get(key), field=key), currency)
+
+
+def _currency(entity: Mapping[str, Any], order: Mapping[str, Any] | None) -> str:
+    for source in (entity, order or {}):
+        for key in ("order_currency_code", "base_currency_code", "store_currency_code", "global_currency_code"):
+            code = _text(source.get(key)).upper()
+            if code:
+                if len(code) != 3 or not code.isalpha():
+                    raise UnreadablePayload(f"{key} is not a currency code: {code[:10]!r}")
+                return code
+    raise UnreadablePayload("no currency code (order_currency_code)")
+
+
+# --- lines ---------------------------------------------------------------------------------------------
+
+
+def _items(entity: Mapping[str, Any]) -> list[dict[str, Any]]:
+    items = entity.get("items")
+    if isinstance(items, dict):  # PHP arrays keyed by id serialise as objects
+        items = list(items.values())
+    if not isinstance(items, list) or not items:
+        raise UnreadablePayload("the document has no items")
+    if not all(isinstance(i, dict) for i in items):
+        raise UnreadablePayload("an item is not an object")
+    return items
+
+
+def _line(
+    item: Mapping[str, Any],
+    *,
+    qty_key: str,
+    currency: str,
+    sku: str = "",
+    parent_sku: str = "",
+    name: str = "",
+    product_type: str = "",
+) -> SalesLine:
+    line_id = _text(item.get("item_id") or item.get("order_item_id") or item.get("entity_id"))
+    qty = _decimal(item.get(qty_key, item.get("qty")), field=f"items[].{qty_key}")
+    price = _decimal(item.get("price"), field="items[].price")
+    row_total = item.get("row_total")
+    row = _decimal(row_total, field="items[].row_total") if row_total not in (None, "") else price * qty
+    options = item.get("product_option") if isinstance(item.get("product_option"), dict) else {}
+    return SalesLine(
+        line_id=line_id,
+        sku=sku or _text(item.get("sku")),
+        name=name or _text(item.get("name")),
+        qty=_tidy(qty),
+        unit_price=price.quantize(UNIT_PRICE_PLACES) if price.as_tuple().exponent < -4 else price,
+        row_total=quantize(row, currency),
+        discount=quantize(abs(_decimal(item.get("discount_amount"), field="items[].discount_amount")), currency),
+        tax=quantize(_decimal(item.get("tax_amount"), field="items[].tax_amount"), currency),
+        tax_percent=_decimal(item.get("tax_percent"), field="items[].tax_percent"),
+        product_type=product_type or _text(item.get("product_type")) or "simple",
+        attribute_set_id=_text(item.get("attribute_set_id") or options.get("attribute_set_id")),
+        parent_sku=parent_sku,
+    )
+
+
+def _order_lines(items: list[dict[str, Any]], currency: str) -> tuple[SalesLine, ...]:
+    """Fold Magento's parent/child rows. A configurable product is a parent row carrying the price plus a
+    child row carrying the simple product's SKU: one line, child's SKU, parent's money. A bundle with a fixed
+    price is priced on the parent row (children are components: one line); with a dynamic price the children
+    carry the money (one line each, parent_sku set)."""
+    by_id = {_text(i.get("item_id")): i for i in items if _text(i.get("item_id"))}
+    children: dict[str, list[dict[str, Any]]] = {}
+    for item in items:
+        parent_id = _text(item.get("parent_item_id"))
+        if parent_id and parent_id in by_id:
+            children.setdefault(parent_id, []).append(item)
+    lines: list[SalesLine] = []
+    for item in items:
+        parent_id = _text(item.get("parent_item_id"))
+        if parent_id and parent_id in by_id:
+            continue  # handled with its parent
+        kids = children.get(_text(item.get("item_id")), [])
+        if not kids:
+            lines.append(_line(item, qty_key="qty_ordered", currency=currency))
+            continue
+        product_type = _text(item.get("product_type"))
+        parent_row = _decimal(item.get("row_total"), field="items[].row_total")
+        if product_type == "configurable" or (parent_row != 0 and len(kids) == 1 and product_type != "bundle"):
+            child = kids[0]
+            parent_sku = _text(item.get("product_sku")) or (
+                _text(item.get("sku")) if _text(item.get("sku")) != _text(child.get("sku")) else ""
+            )
+            lines.append(
+                _line(
+                    item,
+                    qty_key="qty_ordered",
+                    currency=currency,
+                    sku=_text(child.get("sku")),
+                    parent_sku=parent_sku,
+                    product_type=product_type or "configurable",
+                )
+            )
+        elif parent_row != 0:  # fixed-price bundle: the parent carries the money
+            lines.append(_line(item, qty_key="qty_ordered", currency=currency))
+        else:  # dynamic bundle: the children carry the money
+            for kid in kids:
+                lines.append(_line(kid, qty_key="qty_ordered", currency=currency, parent_sku=_text(item.get("sku"))))
+    return tuple(lines)
+
+
+def _unpriced(item: Mapping[str, Any]) -> bool:
+    return (
+        _decimal(item.get("row_total"), field="items[].row_total") == 0
+        and _decimal(item.get("price"), field="items[].price") == 0
+    )
+
+
+def _document_lines(items: list[dict[str, Any]], currency: str) -> tuple[SalesLine, ...]:
+    """Invoice and credit memo items name their order item but not its parent. Child rows of a configurable
+    carry no money and repeat the parent's SKU: drop those; keep every row that carries money."""
+    if any(_text(i.get("parent_item_id")) for i in items):
+        folded = _order_lines(
+            [{**i, "item_id": i.get("order_item_id") or i.get("item_id"), "qty_ordered": i.get("qty")} for i in items],
+            currency,
+        )
+        return folded
+    priced_skus = {_text(i.get("sku")) for i in items if not _unpriced(i)}
+    lines = []
+    for item in items:
+        zero = _unpriced(item)
+        if zero and _text(item.get("sku")) in priced_skus:
+            continue
+        if zero and _decimal(item.get("qty"), field="items[].qty") == 0:
+            continue
+        lines.append(_line(item, qty_key="qty", currency=currency))
+    if not lines:
+        raise UnreadablePayload("no item carries a quantity or an amount")
+    return tuple(lines)
+
+
+# --- documents -----------------------------------------------------------------------------------------
+
+
+def _customer(entity: Mapping[str, Any], order: Mapping[str, Any] | None) -> Customer:
+    source = entity if "customer_email" in entity or "customer_id" in entity else (order or entity)
+    billing = source.get("billing_address") if isinstance(source.get("billing_address"), dict) else {}
+    customer_id = _text(source.get("customer_id"))
+    guest = _flag(source.get("customer_is_guest")) or not customer_id
+    return Customer(
+        commerce_id="" if guest else customer_id,
+        email=_text(source.get("customer_email") or billing.get("email")),
+        group_id=_text(source.get("customer_group_id")),
+        is_guest=guest,
+        company=_text(billing.get("company")),
+        firstname=_text(source.get("customer_firstname") or billing.get("firstname")),
+        lastname=_text(source.get("customer_lastname") or billing.get("lastname")),
+    )
+
+
+def _common(entity: Mapping[str, Any], kind: str, currency: str, order: Mapping[str, Any] | None) -> dict[str, Any]:
+    entity_id = _entity_id(entity)
+    increment_id = _text(entity.get("increment_id"))
+    if not entity_id and not increment_id:
+        raise UnreadablePayload(f"the {kind} has neither entity_id nor increment_id")
+    base = _text(entity.get("base_currency_code") or (order or {}).get("base_currency_code")).upper()
+    rate_value = entity.get("base_to_order_rate", (order or {}).get("base_to_order_rate"))
+    rate = _decimal(rate_value, field="base_to_order_rate") if rate_value not in (None, "") else None
+    created = entity.get("created_at") or entity.get("updated_at") or (order or {}).get("created_at")
+    return {
+        "kind": kind,
+        "entity_id": entity_id,
+        "increment_id": increment_id,
+        "created_at": _when(created, field="created_at"),
+        "currency": currency,
+        "grand_total": quantize(_decimal(entity.get("grand_total"), field="grand_total", required=True), currency),
+        "base_currency": base if len(base) == 3 else "",
+        "base_to_order_rate": rate,
+        "store_id": _text(entity.get("store_id") or (order or {}).get("store_id")),
+        "shipping_amount": _money(entity, "shipping_amount", currency),
+        "shipping_tax": _money(entity, "shipping_tax_amount", currency),
+        "shipping_discount": quantize(
+            abs(_decimal(entity.get("shipping_discount_amount"), field="shipping_discount_amount")), currency
+        ),
+        "status": _text(entity.get("status") or entity.get("state")),
+    }
+
+
+def order_document(order: Mapping[str, Any]) -> SalesDocument:
+    currency = _currency(order, None)
+    common = _common(order, ORDER, currency, None)
+    payment = order.get("payment") if isinstance(order.get("payment"), dict) else {}
+    return SalesDocument(
+        **common,
+        lines=_order_lines(_items(order), currency),
+        customer=_customer(order, None),
+        order_entity_id=common["entity_id"],
+        order_increment_id=common["increment_id"],
+        purchase_order_number=_text(payment.get("po_number")),
+    )
+
+
+def invoice_document(invoice: Mapping[str, Any], *, order: Mapping[str, Any] | None = None) -> SalesDocument:
+    order = order or (invoice.get("order") if isinstance(invoice.get("order"), dict) else None)
+    currency = _currency(invoice, order)
+    common = _common(invoice, INVOICE, currency, order)
+    order_id = _text(invoice.get("order_id") or (order or {}).get("entity_id"))
+    if not order_id:
+        raise UnreadablePayload("the invoice has no order_id")
+    return SalesDocument(
+        **common,
+        lines=_document_lines(_items(invoice), currency),
+        customer=_customer(invoice, order),
+        order_entity_id=order_id,
+        order_increment_id=_text(invoice.get("order_increment_id") or (order or {}).get("increment_id")),
+    )
+
+
+def creditmemo_document(memo: Mapping[str, Any], *, order: Mapping[str, Any] | None = None) -> SalesDocument:
+    order = order or (memo.get("order") if isinstance(memo.get("order"), dict) else None)
+    currency = _currency(memo, order)
+    common = _common(memo, CREDIT_MEMO, currency, order)
+    order_id = _text(memo.get("order_id") or (order or {}).get("entity_id"))
+    if not order_id:
+        raise UnreadablePayload("the credit memo has no order_id")
+    return SalesDocument(
+        **common,
+        lines=_document_lines(_items(memo), currency),
+        customer=_customer(memo, order),
+        order_entity_id=order_id,
+        order_increment_id=_text(memo.get("order_increment_id") or (order or {}).get("increment_id")),
+        adjustment_positive=_money(memo, "adjustment_positive", currency),
+        adjustment_negative=_money(memo, "adjustment_negative", currency),
+    )
+
+
+def document_from_entity(kind: str, entity: Mapping[str, Any]) -> SalesDocument:
+    builders = {ORDER: order_document, INVOICE: invoice_document, CREDIT_MEMO: creditmemo_document}
+    try:
+        return builders[kind](entity)
+    except UnreadablePayload:
+        raise
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:  # a shape we did not foresee
+        raise UnreadablePayload(f"the {kind} could not be read ({type(exc).__name__})") from exc
+
+
+def entity_ids(entities: Iterable[Mapping[str, Any]]) -> list[str]:
+    return [_text(e.get("entity_id") or e.get("id")) for e in entities]
