@@ -1,0 +1,417 @@
+"""Commerce-side services: accept a verified webhook delivery, count refused ones, backfill missed documents
+from the REST API, purge raw bodies after the retention period."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection as db_connection
+from django.db import transaction
+from django.utils import timezone
+
+from audit.models import AuditEvent
+from audit.services import audit_record
+from connector.documents import SalesDocument
+from connector.models import Connection, Record
+from connector.services import record_accept, record_wake
+
+from .models import Delivery, DeliveryRejection
+from .payloads import CREDIT_MEMO, INVOICE, ORDER, UnreadablePayload, document_from_entity, envelope_parse
+from .verifiers import Verification
+
+logger = logging.getLogger(__name__)
+
+# A "before" hook fires before Commerce saves the order, so it has an increment id but no entity id yet. Such
+# an order is keyed by its number until a later delivery (or the backfill) brings the entity id.
+PLACEHOLDER_PREFIX = "#"
+
+
+class _Waker:
+    """Sends wake-ups from a background thread, off the request path. A broker that is down costs a publish
+    ~CELERY_BROKER_CONNECTION_TIMEOUT (seconds, even on a refused port): that must never hold up a Commerce
+    checkout. After a slow or failed publish, wake-ups are skipped for a few seconds; the relay picks those
+    records up from Postgres (the broker only carries wake-ups)."""
+
+    SLOW_SECONDS = 0.5
+    SKIP_SECONDS = 5.0
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[int] = queue.Queue(maxsize=10_000)
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self.skip_until = 0.0
+
+    def wake(self, record_id: int) -> None:
+        if time.monotonic() < self.skip_until:
+            return
+        self._ensure_thread()
+        with contextlib.suppress(queue.Full):  # a full queue: the relay will find the record
+            self._queue.put_nowait(record_id)
+
+    def flush(self, timeout: float = 10.0) -> None:
+        """Wait until queued wake-ups are sent (tests, shutdown)."""
+        deadline = time.monotonic() + timeout
+        while self._queue.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    def _ensure_thread(self) -> None:
+        if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
+            return
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
+                if self._pid != os.getpid():  # forked: the parent's queue and thread are not ours
+                    self._queue = queue.Queue(maxsize=10_000)
+                self._pid = os.getpid()
+                self._thread = threading.Thread(target=self._run, name="commerce-wake", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            record_id = self._queue.get()
+            try:
+                if time.monotonic() >= self.skip_until:
+                    started = time.monotonic()
+                    record_wake(record_id=record_id)  # logs and swallows a broker error
+                    if time.monotonic() - started > self.SLOW_SECONDS:
+                        self.skip_until = time.monotonic() + self.SKIP_SECONDS
+            except Exception:  # never let the thread die
+                logger.exception("Wake-up of record %s failed", record_id)
+            finally:
+                self._queue.task_done()
+
+
+waker = _Waker()
+
+
+def wakeups_flush(timeout: float = 10.0) -> None:
+    waker.flush(timeout)
+
+
+@dataclass(frozen=True)
+class DeliveryOutcome:
+    status: str
+    delivery_id: int
+    record_id: int | None = None
+    note: str = ""
+
+
+def delivery_accept(
+    *,
+    connection: Connection,
+    body: bytes,
+    payload: Any,
+    verification: Verification,
+    headers: Mapping[str, str],
+    request_id: str = "",
+    source_ip: str | None = None,
+    event_hint: str = "",
+) -> DeliveryOutcome:
+    """Store one verified delivery and, when it carries a document, create or attach its record in the same
+    transaction; a worker is woken on commit. Never raises for a payload it cannot read: that delivery is kept
+    as unreadable for review (a signed order we cannot read is still an order)."""
+    envelope, problem = None, ""
+    try:
+        envelope = envelope_parse(payload, hint=event_hint)
+    except UnreadablePayload as exc:
+        problem = str(exc)
+    request_id = (request_id or (envelope.event_id if envelope else ""))[:128]
+    event_name = (envelope.event_name if envelope else "")[:150]
+    row = {
+        "connection": connection,
+        "verifier": verification.summary[:150],
+        "event_name": event_name,
+        "request_id": request_id,
+        "source_ip": source_ip,
+        "headers": dict(headers),
+        "body": body,
+    }
+    actor = f"system:webhook:{verification.scheme}" if verification.scheme else "system:webhook"
+    with transaction.atomic():
+        if request_id:
+            earlier = (
+                Delivery.objects.filter(
+                    connection=connection,
+                    request_id=request_id,
+                    status__in=(Delivery.Status.ACCEPTED, Delivery.Status.DUPLICATE),
+                )
+                .values("pk", "record_id")
+                .first()
+            )
+            if earlier is not None:
+                delivery = Delivery.objects.create(
+                    **row, status=Delivery.Status.DUPLICATE, record_id=earlier["record_id"]
+                )
+                note = f"same request id as delivery {earlier['pk']}"
+                _audit(delivery, "delivery.duplicate", AuditEvent.Outcome.INFO, note, actor)
+                return DeliveryOutcome(Delivery.Status.DUPLICATE, delivery.pk, earlier["record_id"], note)
+        if envelope is None or envelope.kind is None:
+            status = Delivery.Status.UNREADABLE if envelope is None else Delivery.Status.IGNORED
+            note = problem or f"event type {event_name!r} is not handled"
+            return _store_without_record(row, status, note, actor)
+        try:
+            document = _keyed(connection, document_from_entity(envelope.kind, envelope.entity or {}))
+        except UnreadablePayload as exc:
+            return _store_without_record(row, Delivery.Status.UNREADABLE, str(exc), actor)
+        accepted = record_accept(connection=connection, document=document, actor=actor, correlation_id=request_id)
+        record = accepted.record
+        status = Delivery.Status.ACCEPTED if accepted.created else Delivery.Status.DUPLICATE
+        delivery = Delivery.objects.create(**row, status=status, record=record)
+        if accepted.created:
+            transaction.on_commit(lambda: waker.wake(record.pk))
+    return DeliveryOutcome(status, delivery.pk, record.pk)
+
+
+def _store_without_record(row: dict[str, Any], status: str, note: str, actor: str) -> DeliveryOutcome:
+    delivery = Delivery.objects.create(**row, status=status, note=note[:2000])
+    if status == Delivery.Status.UNREADABLE:
+        action, outcome = "delivery.unreadable", AuditEvent.Outcome.FAILURE
+        message = f"Signed delivery kept for review: {note}"
+    else:
+        action, outcome, message = "delivery.ignored", AuditEvent.Outcome.INFO, note
+    _audit(delivery, action, outcome, message, actor)
+    return DeliveryOutcome(status, delivery.pk, None, note)
+
+
+def _audit(delivery: Delivery, action: str, outcome: str, message: str, actor: str) -> None:
+    audit_record(
+        action=action,
+        actor=actor,
+        connection=delivery.connection_id,
+        target=delivery,
+        outcome=outcome,
+        message=message,
+        data={"event": delivery.event_name, "request_id": delivery.request_id, "record_id": delivery.record_id},
+        correlation_id=delivery.request_id,
+    )
+
+
+def _keyed(connection: Connection, document: SalesDocument) -> SalesDocument:
+    """Give a document its record key. Orders from "before" hooks have no entity id yet: they are keyed by
+    number; when the real id arrives, the placeholder record takes it, so there is still one record."""
+    if document.kind != ORDER or not document.increment_id:
+        if not document.entity_id:
+            raise UnreadablePayload(f"the {document.kind} has no entity_id")
+        return document
+    placeholder = f"{PLACEHOLDER_PREFIX}{document.increment_id}"[:64]
+    records = Record.objects.filter(connection=connection, kind=document.kind)
+    if not document.entity_id:
+        known = records.filter(commerce_number=document.increment_id).values_list("commerce_entity_id", flat=True)
+        return dataclasses.replace(document, entity_id=known.first() or placeholder)
+    records.filter(commerce_entity_id=placeholder).update(commerce_entity_id=document.entity_id)
+    return document
+
+
+def rejection_count(
+    *, connection: Connection | None, reason: str, source_ip: str | None = None, detail: str = ""
+) -> None:
+    """Count a refused request: one row per (connection, reason, minute), whatever the volume. Never the body."""
+    now = timezone.now()
+    minute = now.replace(second=0, microsecond=0)
+    table = DeliveryRejection._meta.db_table
+    scope = f"c{connection.pk}" if connection is not None else "unknown"
+    # One statement whatever the volume; ON CONFLICT is the same in PostgreSQL and SQLite.
+    sql = (
+        f"INSERT INTO {table} (scope, connection_id, reason, minute, count, last_seen_at, last_source_ip, "  # noqa: S608
+        f"last_detail) VALUES (%s, %s, %s, %s, 1, %s, %s, %s) ON CONFLICT (scope, reason, minute) DO UPDATE SET "
+        f"count = {table}.count + 1, last_seen_at = excluded.last_seen_at, "
+        f"last_source_ip = excluded.last_source_ip, last_detail = excluded.last_detail"
+    )
+    with db_connection.cursor() as cursor:
+        cursor.execute(
+            sql,
+            [
+                scope,
+                connection.pk if connection else None,
+                reason,
+                minute,
+                now,
+                source_ip,
+                detail[:200],
+            ],
+        )
+
+
+# --- backfill ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class BackfillResult:
+    since: datetime
+    created: int = 0
+    known: int = 0
+    unreadable: int = 0
+    seen: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "since": self.since.isoformat(),
+            "created": self.created,
+            "known": self.known,
+            "unreadable": self.unreadable,
+            "seen": self.seen,
+        }
+
+
+def backfill_overlap() -> timedelta:
+    return timedelta(seconds=int(getattr(settings, "CONNECTOR_BACKFILL_OVERLAP_SECONDS", 300)))
+
+
+def backfill_first_window() -> timedelta:
+    return timedelta(hours=int(getattr(settings, "CONNECTOR_BACKFILL_FIRST_HOURS", 24)))
+
+
+def backfill_run(
+    *,
+    connection: Connection,
+    since: datetime | None = None,
+    actor: Any = "system:backfill",
+    client: Any = None,
+    now: datetime | None = None,
+) -> BackfillResult:
+    """Pull the orders, invoices and credit memos Commerce changed since the watermark (minus an overlap, as
+    Commerce stamps updated_at at transaction start) and create records for the ones we do not know, through
+    the same normalisation as the webhooks. Known documents are left alone. The watermark only moves forward,
+    and only after every page was read, so a failed run is simply repeated."""
+    now = now or timezone.now()
+    if since is None:
+        mark = connection.commerce_backfill_watermark
+        since = (mark - backfill_overlap()) if mark else (now - backfill_first_window())
+    if client is None:
+        from .client import CommerceClient
+
+        client = CommerceClient.for_connection(connection)
+    result = BackfillResult(since=since)
+    sources: tuple[tuple[str, Callable[..., Iterable[dict[str, Any]]]], ...] = (
+        (ORDER, client.iter_orders),
+        (INVOICE, client.iter_invoices),
+        (CREDIT_MEMO, client.iter_creditmemos),
+    )
+    try:
+        for kind, pull in sources:
+            for page in _chunks(pull(since), 100):
+                result.seen[kind] = result.seen.get(kind, 0) + len(page)
+                _backfill_page(connection=connection, kind=kind, entities=page, result=result, actor=actor)
+    except Exception as exc:
+        audit_record(
+            action="commerce.backfill",
+            actor=actor,
+            connection=connection,
+            target=connection,
+            outcome=AuditEvent.Outcome.FAILURE,
+            message=f"Backfill stopped: {exc}",
+            data=result.as_dict() | {"error": type(exc).__name__},
+        )
+        raise
+    with transaction.atomic():
+        current = Connection.objects.select_for_update().values_list("commerce_backfill_watermark", flat=True)
+        mark = current.get(pk=connection.pk)
+        if mark is None or now > mark:
+            # update(), not save(): the connection's other fields (and updated_at) belong to its editors.
+            Connection.objects.filter(pk=connection.pk).update(commerce_backfill_watermark=now)
+            connection.commerce_backfill_watermark = now
+        audit_record(
+            action="commerce.backfill",
+            actor=actor,
+            connection=connection,
+            target=connection,
+            outcome=AuditEvent.Outcome.SUCCESS,
+            message=(
+                f"Backfill since {since:%Y-%m-%d %H:%M:%S}: {result.created} new, {result.known} already known, "
+                f"{result.unreadable} unreadable"
+            ),
+            data=result.as_dict(),
+        )
+    return result
+
+
+def _chunks(items: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    page: list[dict[str, Any]] = []
+    for item in items:
+        page.append(item)
+        if len(page) >= size:
+            yield page
+            page = []
+    if page:
+        yield page
+
+
+def _backfill_page(
+    *, connection: Connection, kind: str, entities: list[dict[str, Any]], result: BackfillResult, actor: Any
+) -> None:
+    records = Record.objects.filter(connection=connection, kind=kind)
+    ids = {str(e.get("entity_id") or e.get("id") or "") for e in entities}
+    known_ids = set(records.filter(commerce_entity_id__in=ids).values_list("commerce_entity_id", flat=True))
+    for entity in entities:
+        entity_id = str(entity.get("entity_id") or entity.get("id") or "")
+        if entity_id and entity_id in known_ids:
+            result.known += 1
+            continue
+        try:
+            document = document_from_entity(kind, entity)
+            with transaction.atomic():
+                document = _keyed(connection, document)
+                accepted = record_accept(
+                    connection=connection, document=document, source=Record.Source.BACKFILL, actor=actor
+                )
+                if accepted.created:
+                    record_id = accepted.record.pk
+                    transaction.on_commit(lambda record_id=record_id: waker.wake(record_id))
+        except UnreadablePayload as exc:
+            result.unreadable += 1
+            audit_record(
+                action="commerce.backfill_unreadable",
+                actor=actor,
+                connection=connection,
+                target_type=f"commerce.{kind}",
+                target_id=entity_id,
+                outcome=AuditEvent.Outcome.FAILURE,
+                message=f"{kind} {entity_id or '?'} from the backfill could not be read: {exc}",
+                data={"kind": kind, "entity_id": entity_id, "increment_id": str(entity.get("increment_id") or "")},
+            )
+            continue
+        if accepted.created:
+            result.created += 1
+        else:
+            result.known += 1
+
+
+# --- retention -----------------------------------------------------------------------------------------
+
+
+def deliveries_purge(*, now: datetime | None = None, batch: int = 5000) -> int:
+    """Empty raw bodies older than CONNECTOR_PAYLOAD_RETENTION_DAYS (they hold personal data) and drop
+    rejection counters as old. Deliveries, records, plans and the audit trail stay."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=settings.CONNECTOR_PAYLOAD_RETENTION_DAYS)
+    purged = 0
+    while True:
+        ids = list(
+            Delivery.objects.filter(received_at__lt=cutoff, body_purged_at__isnull=True).values_list("pk", flat=True)[
+                :batch
+            ]
+        )
+        if not ids:
+            break
+        purged += Delivery.objects.filter(pk__in=ids).update(body=b"", body_purged_at=now)
+    DeliveryRejection.objects.filter(minute__lt=cutoff).delete()
+    if purged:
+        audit_record(
+            action="commerce.bodies_purged",
+            actor="system:purge",
+            outcome=AuditEvent.Outcome.SUCCESS,
+            message=f"Emptied {purged} webhook bodies received before {cutoff:%Y-%m-%d}",
+            data={"purged": purged, "cutoff": cutoff.isoformat()},
+        )
+    return purged

@@ -1,0 +1,411 @@
+"""The webhook receiver end to end through Django: verified deliveries become records; everything else is
+refused with a JSON answer that names the problem and leaves at most a capped counter behind."""
+
+import base64
+import hashlib
+import hmac
+import io
+import json
+from pathlib import Path
+from unittest import mock
+
+import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from django.test import RequestFactory
+
+from audit.models import AuditEvent
+from commerce.models import Delivery, DeliveryRejection
+from commerce.services import waker, wakeups_flush
+from commerce.verifiers import receiver_cache_clear
+from commerce.webhooks import commerce_webhook
+from connector.models import Record, WebhookKey
+from connector.relay import relay_due
+from tests.factories import add_hmac_key, make_connection
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "commerce"
+SECRET = "whsec-test"
+
+
+def raw(name: str) -> bytes:
+    return (FIXTURES / name).read_bytes()
+
+
+def sign(body: bytes, secret: str = SECRET) -> str:
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+@pytest.fixture(autouse=True)
+def _no_receiver_cache(settings):
+    settings.CONNECTOR_WEBHOOK_CACHE_SECONDS = 0
+    receiver_cache_clear()
+    yield
+    receiver_cache_clear()
+
+
+@pytest.fixture
+def shop(db):
+    conn = make_connection()
+    add_hmac_key(conn, secret=SECRET, label="primary")
+    return conn
+
+
+@pytest.fixture(scope="module")
+def rsa_key():
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def public_pem(key) -> str:
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+
+
+def post(client, conn_or_slug, body: bytes, *, signature: str | None = None, request_id: str | None = None, **extra):
+    slug = getattr(conn_or_slug, "slug", conn_or_slug)
+    headers = dict(extra.pop("headers", {}))
+    if signature is not None:
+        headers["X-Commerce-Signature"] = signature
+    if request_id is not None:
+        headers["x-adobe-commerce-request-id"] = request_id
+    return client.post(
+        f"/webhooks/commerce/{slug}/", data=body, content_type="application/json", headers=headers, **extra
+    )
+
+
+# --- accepted ------------------------------------------------------------------------------------------
+
+
+def test_signed_order_is_stored_with_its_record_and_answered_success(client, shop, django_capture_on_commit_callbacks):
+    body = raw("order_place_after.json")
+    with mock.patch("commerce.services.record_wake") as wake:
+        with django_capture_on_commit_callbacks(execute=True):
+            response = post(client, shop, body, signature=sign(body), request_id="req-1")
+        wakeups_flush()
+    assert response.status_code == 200
+    assert response.json() == {"op": "success"}
+    delivery = Delivery.objects.get()
+    record = Record.objects.get()
+    assert delivery.status == "accepted" and delivery.record == record
+    assert bytes(delivery.body) == body  # byte for byte
+    assert delivery.request_id == "req-1" and delivery.verifier == "hmac:primary"
+    assert delivery.event_name == "observer.sales_order_save_commit_after"
+    assert delivery.source_ip == "127.0.0.1"
+    assert delivery.headers["x-commerce-signature"] == "***"  # kept, but redacted
+    assert sign(body) not in json.dumps(delivery.headers)
+    assert (record.kind, record.commerce_entity_id, record.commerce_number) == ("order", "42", "000000042")
+    assert record.state == Record.State.RECEIVED and record.source == "webhook"
+    assert str(record.grand_total) == "85.9900" and record.document["grand_total"] == "85.99"
+    wake.assert_called_once_with(record_id=record.pk)
+    assert AuditEvent.objects.filter(action="record.received", target_id=str(record.pk)).exists()
+
+
+def test_nothing_is_woken_before_the_transaction_commits(client, shop, django_capture_on_commit_callbacks):
+    body = raw("order_place_after.json")
+    with mock.patch("commerce.services.record_wake") as wake, django_capture_on_commit_callbacks() as callbacks:
+        post(client, shop, body, signature=sign(body))
+        wake.assert_not_called()
+    assert len(callbacks) == 1
+
+
+def test_adobe_native_rsa_signature_is_accepted(client, db, rsa_key):
+    conn = make_connection()
+    WebhookKey.objects.create(connection=conn, scheme="adobe_rsa", public_key=public_pem(rsa_key), label="admin")
+    body = raw("invoice_save_after.json")
+    signature = base64.b64encode(rsa_key.sign(base64.b64encode(body), padding.PKCS1v15(), hashes.SHA256())).decode()
+    response = post(client, conn, body, headers={"x-adobe-commerce-webhook-signature": signature})
+    assert response.status_code == 200
+    record = Record.objects.get()
+    assert (record.kind, record.commerce_entity_id, record.commerce_order_id) == ("invoice", "3", "42")
+    assert Delivery.objects.get().verifier == "adobe_rsa:admin"
+
+
+def test_io_events_delivery_is_accepted_and_deduplicated_on_the_event_id(client, db, rsa_key):
+    conn = make_connection()
+    WebhookKey.objects.create(connection=conn, scheme="io_events", public_key=public_pem(rsa_key), label="io")
+    body = raw("io_events_order_place_after.json")
+    signature = base64.b64encode(rsa_key.sign(body, padding.PKCS1v15(), hashes.SHA256())).decode()
+    headers = {
+        "x-adobe-digital-signature-1": "bm9wZQ==",
+        "x-adobe-digital-signature-2": signature,
+        "x-adobe-retry-count": "1",
+    }
+    assert post(client, conn, body, headers=headers).status_code == 200
+    assert post(client, conn, body, headers=headers).status_code == 200  # I/O Events retries: at-least-once
+    assert Record.objects.get().currency == "JPY"
+    assert list(Delivery.objects.order_by("id").values_list("status", "request_id")) == [
+        ("accepted", "5b1b5a2e-7e6c-4a53-9b8e-0d7a1c2f3e4d"),
+        ("duplicate", "5b1b5a2e-7e6c-4a53-9b8e-0d7a1c2f3e4d"),
+    ]
+
+
+def test_chunked_body_within_the_limit_is_read_from_the_stream(shop):
+    body = raw("order_place_after.json")
+    request = RequestFactory().generic(
+        "POST",
+        f"/webhooks/commerce/{shop.slug}/",
+        content_type="application/json",
+        HTTP_TRANSFER_ENCODING="chunked",
+        HTTP_X_COMMERCE_SIGNATURE=sign(body),
+    )
+    request.META.pop("CONTENT_LENGTH", None)
+    request.META["wsgi.input"] = io.BytesIO(body)
+    response = commerce_webhook(request, shop.slug)
+    assert response.status_code == 200
+    assert bytes(Delivery.objects.get().body) == body
+
+
+# --- duplicates, ignored, unreadable -------------------------------------------------------------------
+
+
+def test_five_identical_deliveries_make_one_record(client, shop, django_capture_on_commit_callbacks):
+    body = raw("order_place_after.json")
+    with mock.patch("commerce.services.record_wake") as wake:
+        with django_capture_on_commit_callbacks(execute=True):
+            answers = [post(client, shop, body, signature=sign(body), request_id="req-same") for _ in range(5)]
+        wakeups_flush()
+    assert [a.status_code for a in answers] == [200] * 5
+    assert all(a.json() == {"op": "success"} for a in answers)
+    assert Record.objects.count() == 1
+    statuses = list(Delivery.objects.order_by("id").values_list("status", flat=True))
+    assert statuses == ["accepted"] + ["duplicate"] * 4
+    assert set(Delivery.objects.values_list("record_id", flat=True)) == {Record.objects.get().pk}
+    assert AuditEvent.objects.filter(action="delivery.duplicate").count() == 4
+    assert wake.call_count == 1
+
+
+def test_same_document_under_a_new_request_id_attaches_to_the_existing_record(client, shop):
+    body = raw("order_place_after.json")
+    post(client, shop, body, signature=sign(body), request_id="req-a")
+    response = post(client, shop, body, signature=sign(body), request_id="req-b")
+    assert response.status_code == 200
+    assert Record.objects.count() == 1
+    assert list(Delivery.objects.order_by("id").values_list("status", flat=True)) == ["accepted", "duplicate"]
+    assert AuditEvent.objects.filter(action="record.duplicate").count() == 1
+
+
+def test_order_from_a_before_hook_and_its_saved_version_are_one_record(client, shop):
+    before = raw("order_plugin_place_before.json")
+    assert post(client, shop, before, signature=sign(before), request_id="r1").status_code == 200
+    record = Record.objects.get()
+    assert record.commerce_entity_id == "#000000043" and record.commerce_number == "000000043"
+    saved = json.loads(before)["order"] | {"entity_id": "43"}
+    after = json.dumps({"eventName": "observer.sales_order_save_commit_after", "data": {"order": saved}}).encode()
+    assert post(client, shop, after, signature=sign(after), request_id="r2").status_code == 200
+    record.refresh_from_db()
+    assert Record.objects.count() == 1 and record.commerce_entity_id == "43"
+    assert Delivery.objects.order_by("-id").first().status == "duplicate"
+
+
+def test_unknown_event_type_is_stored_ignored_and_answered_200(client, shop):
+    body = json.dumps({"eventName": "observer.catalog_product_save_after", "data": {"product": {"sku": "x"}}}).encode()
+    response = post(client, shop, body, signature=sign(body))
+    assert response.status_code == 200 and response.json() == {"op": "success"}
+    delivery = Delivery.objects.get()
+    assert delivery.status == "ignored" and delivery.record is None
+    assert "catalog_product_save_after" in delivery.note
+    assert Record.objects.count() == 0
+    assert AuditEvent.objects.get(action="delivery.ignored").target_id == str(delivery.pk)
+
+
+def test_signed_but_unreadable_order_is_kept_for_review(client, shop):
+    order = json.loads(raw("order_place_after.json"))
+    order["data"]["order"]["grand_total"] = "lots"
+    body = json.dumps(order).encode()
+    response = post(client, shop, body, signature=sign(body))
+    assert response.status_code == 200
+    delivery = Delivery.objects.get()
+    assert delivery.status == "unreadable" and "grand_total is not a number" in delivery.note
+    assert bytes(delivery.body) == body
+    event = AuditEvent.objects.get(action="delivery.unreadable")
+    assert event.outcome == "failure"
+    assert Record.objects.count() == 0
+
+
+# --- refusals ------------------------------------------------------------------------------------------
+
+
+def test_bad_signature_is_401_and_only_counted(client, shop):
+    body = raw("order_place_after.json")
+    for _ in range(3):
+        response = post(client, shop, body, signature=sign(body, "wrong-secret"))
+        assert response.status_code == 401
+    assert response.json()["error"] == "bad_signature" and "does not verify" in response.json()["message"]
+    assert Delivery.objects.count() == 0 and Record.objects.count() == 0
+    rejection = DeliveryRejection.objects.get()
+    assert (rejection.reason, rejection.count, rejection.connection) == ("bad_signature", 3, shop)
+    assert "HMAC does not match" in rejection.last_detail
+
+
+def test_missing_signature_is_401(client, shop):
+    response = post(client, shop, raw("order_place_after.json"))
+    assert response.status_code == 401 and "missing X-Commerce-Signature" in response.json()["message"]
+    assert Delivery.objects.count() == 0
+
+
+def test_connection_without_an_active_key_refuses_every_delivery(client, db):
+    conn = make_connection()
+    add_hmac_key(conn, secret=SECRET, active=False)
+    body = raw("order_place_after.json")
+    response = post(client, conn, body, signature=sign(body))
+    assert response.status_code == 401 and response.json()["error"] == "no_verifier"
+    assert DeliveryRejection.objects.get().reason == "no_verifier"
+    assert Delivery.objects.count() == 0
+
+
+def test_unknown_and_disabled_connections_get_the_same_404(client, shop):
+    body = raw("order_place_after.json")
+    unknown = post(client, "no-such-shop", body, signature=sign(body))
+    shop.enabled = False
+    shop.save()
+    disabled = post(client, shop, body, signature=sign(body))
+    assert unknown.status_code == disabled.status_code == 404
+    assert unknown.content == disabled.content and unknown.json()["error"] == "not_found"
+    assert Delivery.objects.count() == 0
+    rejection = DeliveryRejection.objects.get()  # one row for the minute, the slug only as a detail
+    assert rejection.connection is None and rejection.count == 2
+
+
+@pytest.mark.parametrize("method", ["put", "patch", "delete"])
+def test_wrong_method_is_405_json(client, shop, method):
+    response = getattr(client, method)(f"/webhooks/commerce/{shop.slug}/")
+    assert response.status_code == 405 and response.json()["error"] == "method_not_allowed"
+    assert "POST" in response["Allow"]
+
+
+def test_get_without_a_challenge_is_405(client, shop):
+    response = client.get(f"/webhooks/commerce/{shop.slug}/")
+    assert response.status_code == 405 and response.json()["error"] == "method_not_allowed"
+
+
+def test_not_json_is_400(client, shop):
+    body = b"order=42&total=10"
+    response = post(client, shop, body, signature=sign(body))
+    assert response.status_code == 400 and response.json()["error"] == "not_json"
+    assert Delivery.objects.count() == 0
+
+
+class ExplodingStream(io.BytesIO):
+    def read(self, *args):
+        raise AssertionError("the body must not be read")
+
+    readline = read
+
+
+def test_declared_body_over_the_limit_is_413_without_reading_it(settings, shop):
+    settings.CONNECTOR_WEBHOOK_MAX_BYTES = 1024
+    request = RequestFactory().generic("POST", f"/webhooks/commerce/{shop.slug}/", content_type="application/json")
+    request.META["CONTENT_LENGTH"] = "5000000"
+    request.META["wsgi.input"] = ExplodingStream()
+    request._stream = ExplodingStream()
+    response = commerce_webhook(request, shop.slug)
+    assert response.status_code == 413 and json.loads(response.content)["error"] == "too_large"
+    assert DeliveryRejection.objects.get().reason == "too_large"
+
+
+def test_chunked_body_over_the_limit_is_413_after_reading_at_most_limit_plus_one(settings, shop):
+    settings.CONNECTOR_WEBHOOK_MAX_BYTES = 1024
+    stream = io.BytesIO(b"x" * 100_000)
+    request = RequestFactory().generic(
+        "POST", f"/webhooks/commerce/{shop.slug}/", content_type="application/json", HTTP_TRANSFER_ENCODING="chunked"
+    )
+    request.META.pop("CONTENT_LENGTH", None)
+    request.META["wsgi.input"] = stream
+    response = commerce_webhook(request, shop.slug)
+    assert response.status_code == 413
+    assert stream.tell() <= 1025
+
+
+def test_body_over_the_limit_through_the_client_is_413(client, settings, shop):
+    settings.CONNECTOR_WEBHOOK_MAX_BYTES = 100
+    body = raw("order_place_after.json")
+    response = post(client, shop, body, signature=sign(body))
+    assert response.status_code == 413 and "100-byte limit" in response.json()["message"]
+    assert Delivery.objects.count() == 0
+
+
+# --- I/O Events challenge ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def io_shop(db, rsa_key):
+    conn = make_connection()
+    WebhookKey.objects.create(connection=conn, scheme="io_events", public_key=public_pem(rsa_key), label="io")
+    return conn
+
+
+def test_io_events_get_challenge_is_echoed(client, io_shop):
+    response = client.get(f"/webhooks/commerce/{io_shop.slug}/", {"challenge": "8ec8d794-e0ab-42df"})
+    assert response.status_code == 200 and response.json() == {"challenge": "8ec8d794-e0ab-42df"}
+    assert Delivery.objects.count() == 0
+
+
+def test_io_events_post_challenge_is_echoed(client, io_shop):
+    response = post(client, io_shop, b'{"challenge":"c-123"}')
+    assert response.status_code == 200 and response.json() == {"challenge": "c-123"}
+    assert Delivery.objects.count() == 0 and Record.objects.count() == 0
+
+
+def test_challenge_is_not_answered_for_a_connection_without_io_events(client, shop):
+    assert client.get(f"/webhooks/commerce/{shop.slug}/", {"challenge": "x"}).status_code == 405
+    assert post(client, shop, b'{"challenge":"x"}').status_code == 401
+
+
+def test_challenge_on_an_unknown_connection_is_404(client, db):
+    assert client.get("/webhooks/commerce/nobody/", {"challenge": "x"}).status_code == 404
+
+
+# --- broker down at receipt ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def broker_at_a_closed_port():
+    from config.celery import app
+
+    saved = app.conf.broker_url
+    app.conf.broker_url = "redis://127.0.0.1:9/5"  # nothing listens on the discard port
+    app._pool = None
+    app.amqp._producer_pool = None
+    yield
+    wakeups_flush()
+    app.conf.broker_url = saved
+    app._pool = None
+    app.amqp._producer_pool = None
+    waker.skip_until = 0.0
+
+
+def test_broker_down_at_receipt_the_relay_processes_the_record_later(
+    client, shop, broker_at_a_closed_port, django_capture_on_commit_callbacks, caplog
+):
+    body = raw("order_place_after.json")
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        response = post(client, shop, body, signature=sign(body))
+    assert len(callbacks) == 1  # the wake-up was attempted, and its failure did not reach the answer
+    wakeups_flush()
+    assert "Broker unavailable" in caplog.text
+    assert response.status_code == 200 and response.json() == {"op": "success"}
+    record = Record.objects.get()
+    assert record.state == Record.State.RECEIVED and record.attempts == 0
+    woken = []
+    with mock.patch("connector.tasks.process_record.apply_async", side_effect=lambda args, **kw: woken.append(args[0])):
+        assert relay_due(limit=10) == 1
+    assert woken == [record.pk]
+
+
+def test_after_a_failed_wake_up_the_next_ones_are_skipped_for_the_relay(
+    client, shop, broker_at_a_closed_port, django_capture_on_commit_callbacks
+):
+    first = raw("order_place_after.json")
+    with django_capture_on_commit_callbacks(execute=True):
+        post(client, shop, first, signature=sign(first))
+    wakeups_flush()
+    assert waker.skip_until > 0  # the publish was slow: the broker is presumed down for a few seconds
+    second = raw("invoice_save_after.json")
+    with mock.patch("commerce.services.record_wake") as wake:
+        with django_capture_on_commit_callbacks(execute=True):
+            assert post(client, shop, second, signature=sign(second)).status_code == 200
+        wakeups_flush()
+    wake.assert_not_called()
+    assert Record.objects.count() == 2
