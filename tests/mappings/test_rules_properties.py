@@ -1,0 +1,135 @@
+"""Property: for any order Commerce can total, the plan's total equals the Commerce grand total to the minor unit,
+and the sales journal balances. Commerce rounds per line and then sums; the plan rounds per amount, so the
+generated orders exercise the rounding line too."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal as D
+
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
+
+from connector.documents import Customer, SalesDocument, SalesLine, currency_exponent, quantize
+from mappings.rules import ConnectionDefaults, resolve
+from tests.mappings.test_rules import DEFAULTS, ruleset
+
+CURRENCIES = ["JPY", "KRW", "USD", "EUR", "KWD", "BHD"]  # 0, 2 and 3 decimals
+
+money = st.decimals(min_value=D("0"), max_value=D("5000"), places=4, allow_nan=False, allow_infinity=False)
+fraction = st.decimals(min_value=D("0"), max_value=D("1"), places=3)
+tax_rates = st.sampled_from([D("0"), D("5"), D("7.25"), D("8.875"), D("19"), D("20")])
+quantities = st.one_of(st.integers(min_value=1, max_value=40).map(D), st.sampled_from([D("0.5"), D("1.25"), D("2.5")]))
+
+
+@st.composite
+def sales_lines(draw, index: int) -> SalesLine:
+    qty = draw(quantities)
+    unit_price = draw(money)
+    row_total = qty * unit_price  # unrounded, as Commerce keeps it before totalling
+    discount = (row_total * draw(fraction)).quantize(D("0.0001"))
+    rate = draw(tax_rates)
+    tax = ((row_total - discount) * rate / 100).quantize(D("0.0001"))
+    return SalesLine(
+        line_id=str(index),
+        sku=draw(st.sampled_from(["LAP-15", "LAP-17", "MOUSE", "CHAIR-1"])),
+        name="Thing",
+        qty=qty,
+        unit_price=unit_price,
+        row_total=row_total,
+        discount=discount,
+        tax=tax,
+        tax_percent=rate,
+    )
+
+
+@st.composite
+def documents(draw) -> SalesDocument:
+    currency = draw(st.sampled_from(CURRENCIES))
+    count = draw(st.integers(min_value=1, max_value=8))
+    lines = tuple(draw(sales_lines(i)) for i in range(1, count + 1))
+    shipping = draw(st.one_of(st.just(D("0")), money.map(lambda m: (m / 50).quantize(D("0.0001")))))
+    shipping_discount = (shipping * draw(fraction)).quantize(D("0.0001"))
+    shipping_tax = ((shipping - shipping_discount) * draw(tax_rates) / 100).quantize(D("0.0001"))
+    kind = draw(st.sampled_from(["order", "invoice", "creditmemo"]))
+    adjustment_positive = draw(st.sampled_from([D("0"), D("3.5"), D("10")])) if kind == "creditmemo" else D("0")
+    adjustment_negative = draw(st.sampled_from([D("0"), D("1.25")])) if kind == "creditmemo" else D("0")
+
+    def q(amount: D) -> D:
+        return quantize(amount, currency)
+
+    # Commerce: each line's total rounded, then summed (or, in some setups, each stored amount rounded).
+    if draw(st.booleans()):
+        grand_total = sum((q(ln.row_total - ln.discount + ln.tax) for ln in lines), D(0))
+        grand_total += q(shipping - shipping_discount + shipping_tax)
+    else:
+        grand_total = sum((q(ln.row_total) - q(ln.discount) + q(ln.tax) for ln in lines), D(0))
+        grand_total += q(shipping) - q(shipping_discount) + q(shipping_tax)
+    grand_total += q(adjustment_positive) - q(adjustment_negative)
+    return SalesDocument(
+        kind=kind,
+        entity_id="9",
+        increment_id="000000009",
+        created_at=datetime(2026, 6, 1, 12, tzinfo=UTC),
+        currency=currency,
+        grand_total=grand_total,
+        lines=lines,
+        customer=Customer(commerce_id="42", email="ann@example.com", group_id="1"),
+        order_increment_id="000000009",
+        shipping_amount=shipping,
+        shipping_discount=shipping_discount,
+        shipping_tax=shipping_tax,
+        adjustment_positive=adjustment_positive,
+        adjustment_negative=adjustment_negative,
+    )
+
+
+connection_settings = st.builds(
+    lambda discount_mode: ConnectionDefaults(
+        **{**DEFAULTS.__dict__, "discount_mode": discount_mode, "journal_mode": "sales_journal"}
+    ),
+    st.sampled_from(["net", "separate"]),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(document=documents(), defaults=connection_settings)
+def test_plan_total_equals_the_commerce_grand_total_and_the_journal_balances(document, defaults):
+    plan = resolve(document, ruleset(), defaults)
+
+    assert plan.ok, plan.problems
+    assert plan.total == document.grand_total == plan.commerce_total
+
+    exponent = -currency_exponent(document.currency)
+    for line in plan.lines:
+        assert line.amount.as_tuple().exponent == exponent
+        assert line.tax_amount == 0 or line.tax_amount.as_tuple().exponent == exponent
+        # Fusion multiplies quantity by unit price: that must give the line amount back.
+        assert quantize(line.quantity * line.unit_selling_price, document.currency) == line.amount
+
+    # At most one rounding line, and only within one minor unit per Commerce line (items, shipping, adjustments).
+    rounding = [line for line in plan.lines if line.kind == "rounding"]
+    assert len(rounding) <= 1
+    event(f"rounding line: {bool(rounding)}")
+    event(f"decimals: {-exponent}")
+    if rounding:
+        commerce_lines = len(document.lines) + sum(
+            1
+            for present in (
+                document.shipping_amount or document.shipping_tax,
+                document.adjustment_positive,
+                document.adjustment_negative,
+            )
+            if present
+        )
+        assert abs(rounding[0].amount) <= D(1).scaleb(exponent) * commerce_lines
+
+    receivable = [d for d in plan.distributions if d.account_class == "Receivable"]
+    assert [d.amount for d in receivable] == [plan.total]
+    assert sum(d.amount for d in plan.distributions if d.account_class != "Receivable") == plan.total
+    assert all(d.combination for d in plan.distributions)
+
+    assert plan.journal_balanced
+    assert plan.journal_debits == plan.journal_credits
+    assert all((j.entered_dr is None) != (j.entered_cr is None) for j in plan.journal_lines)
+    assert all((j.entered_dr or j.entered_cr) > 0 for j in plan.journal_lines)
