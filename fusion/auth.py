@@ -1,0 +1,105 @@
+"""Fusion authentication: OAuth 2.0 client credentials against the pod's identity domain (the token shared by
+every worker through the cache), or Basic auth."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import requests
+from django.core.exceptions import ValidationError
+from requests.auth import AuthBase, HTTPBasicAuth
+
+from connector import endpoints
+from connector.exceptions import ConnectorError, PermanentError
+from connector.http import (
+    BearerTokenAuth,
+    TokenGrant,
+    TokenStore,
+    Transport,
+    credential_fingerprint,
+    grant_of,
+    new_session,
+    oauth_token_error,
+)
+from connector.models import Connection
+
+ISSUER = "The Fusion identity domain"
+DEFAULT_LIFETIME = 3600.0  # seconds; what the identity domain issues (reference/fusion.md section 2b)
+
+
+def fusion_token_error(response: requests.Response, *, scope: str) -> ConnectorError | None:
+    """Errors of the identity domain's token endpoint, in words an admin can act on."""
+    return oauth_token_error(
+        response,
+        issuer=ISSUER,
+        bad_client="Fusion rejected the client id or secret",
+        bad_scope=(
+            f"The identity domain refused the scope {scope!r}: copy the exact scope from the Fusion "
+            "application's Resources tab of the confidential application"
+        ),
+    )
+
+
+def validated_token_url(connection: Connection) -> str:
+    try:
+        return endpoints.validate_identity_token_url(connection.fusion_token_url)
+    except ValidationError as exc:
+        raise PermanentError(" ".join(exc.messages), hint="Fix the identity domain token URL of the connection.")
+
+
+class FusionOAuth2(BearerTokenAuth):
+    """Bearer tokens from `POST <identity domain>/oauth2/v1/token` (HTTP Basic client id and secret, form
+    `grant_type=client_credentials&scope=...`), kept in the shared cache per connection and credential."""
+
+    def __init__(self, connection: Connection, *, exchanges: list[dict[str, Any]] | None = None) -> None:
+        self.token_url = validated_token_url(connection)
+        self._client_id = connection.fusion_client_id
+        self._client_secret = connection.fusion_client_secret or ""
+        self.scope = connection.fusion_scope or ""
+        if not self._client_id or not self._client_secret:
+            raise PermanentError(
+                "The Fusion OAuth client id or secret is missing",
+                hint="Enter the confidential application's client id and secret on the connection.",
+            )
+        self.token_transport = Transport(
+            system=ISSUER,
+            session=new_session({"Accept": "application/json"}),
+            error_for=partial(fusion_token_error, scope=self.scope),
+            secrets=[self._client_secret],
+            exchanges=exchanges,
+        )
+        store = TokenStore(
+            name="Fusion",
+            owner=connection.pk or connection.slug,
+            fingerprint=credential_fingerprint(self.token_url, self._client_id, self.scope, self._client_secret),
+            fetch=self._fetch,
+        )
+        super().__init__(store)
+
+    def _fetch(self) -> TokenGrant:
+        form = {"grant_type": "client_credentials"}
+        if self.scope:
+            form["scope"] = self.scope
+        response = self.token_transport.request(
+            "POST", self.token_url, data=form, auth=HTTPBasicAuth(self._client_id, self._client_secret)
+        )
+        return grant_of(response, issuer=ISSUER, default_lifetime=DEFAULT_LIFETIME)
+
+
+class FusionBasicAuth(HTTPBasicAuth):
+    """Username and password on every call (Fusion's alternative to OAuth)."""
+
+    def __repr__(self) -> str:
+        return f"<FusionBasicAuth {self.username!r}>"
+
+
+def fusion_auth_for(connection: Connection, *, exchanges: list[dict[str, Any]] | None = None) -> AuthBase:
+    if connection.fusion_auth == Connection.FusionAuth.BASIC:
+        if not connection.fusion_username or not connection.fusion_password:
+            raise PermanentError(
+                "The Fusion username or password is missing",
+                hint="Enter the integration user's username and password on the connection.",
+            )
+        return FusionBasicAuth(connection.fusion_username, connection.fusion_password)
+    return FusionOAuth2(connection, exchanges=exchanges)

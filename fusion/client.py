@@ -1,0 +1,254 @@
+"""The Oracle Fusion REST client, built from a connection. URLs come only from the validated base plus
+`/<context root>/resources/<version>/<resource>`; links are followed on the same origin only."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from functools import partial
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import requests
+from django.core.exceptions import ValidationError
+from requests.auth import AuthBase
+
+from connector import endpoints
+from connector.exceptions import ConnectorError, PermanentError
+from connector.http import Transport, json_of, new_session, status_error
+from connector.models import Connection
+from connector.redaction import redact_text, redact_url
+
+from .auth import FusionBasicAuth, fusion_auth_for
+from .query import fields_param
+from .query import order_by as order_by_param
+
+logger = logging.getLogger(__name__)
+
+SYSTEM = "Fusion"
+REST_FRAMEWORK_VERSION = "4"
+MAX_PAGE_SIZE = 500
+HEADERS = {
+    "Accept": "application/json",
+    "Content-Type": "application/json",
+    "REST-Framework-Version": REST_FRAMEWORK_VERSION,
+}
+CONTEXT_ROOTS = ("fscmRestApi", "crmRestApi")
+_VERSION = re.compile(r"^(\d+(\.\d+)*|latest)$")
+_SEGMENT = re.compile(r"^[A-Za-z0-9_\-.~$@,=:]+$")
+_PRIVILEGE_HINTS = {
+    "receivablesInvoices": "AR_CREATE_RECEIVABLES_INVOICE_PRIV",
+    "receivablesCustomerAccountSiteActivities": "AR_REVIEW_CUSTOMER_ACCOUNT_ACTIVITIES_PRIV",
+}
+
+
+def fusion_error_detail(response: requests.Response) -> str:
+    """Fusion's own explanation: `o:errorDetails[].detail` (REST-Framework-Version 4+), else `detail` or `title`,
+    else the plain-text body (versions 1-3). An HTML error page (a proxy's) says nothing useful."""
+    text = response.text or ""
+    try:
+        payload = response.json()
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict):
+        details = payload.get("o:errorDetails")
+        parts: list[str] = []
+        if isinstance(details, list):
+            for item in details:
+                if isinstance(item, dict) and str(item.get("detail") or "").strip():
+                    part = str(item["detail"]).strip()
+                    code = str(item.get("o:errorCode") or "").strip()
+                    parts.append(f"{part} ({code})" if code and code not in part else part)
+        if parts:
+            return redact_text("; ".join(parts))[:1000]
+        for key in ("detail", "title", "message"):
+            value = payload.get(key)
+            if isinstance(value, str) and value.strip():
+                return redact_text(value.strip())[:1000]
+        return ""
+    if "html" in response.headers.get("Content-Type", "").lower() or text.lstrip().startswith("<"):
+        return ""
+    return redact_text(" ".join(text.split()))[:500]
+
+
+def _resource_of(response: requests.Response) -> str:
+    url = response.request.url if response.request is not None else response.url
+    parts = urlsplit(url or "").path.split("/")
+    if "resources" in parts:
+        after = parts[parts.index("resources") + 2 :]
+        return after[0] if after else ""
+    return ""
+
+
+def fusion_error(response: requests.Response, *, basic_auth: bool = False) -> ConnectorError | None:
+    """The one function that maps a Fusion answer to a typed error (None for a success)."""
+    if 200 <= response.status_code < 300:
+        return None
+    resource = _resource_of(response)
+    privilege = _PRIVILEGE_HINTS.get(resource)
+    forbidden_hint = (
+        f"Give the Fusion integration user a role with the privilege for {resource or 'this resource'}"
+        + (f" ({privilege})" if privilege else "")
+        + ", and data access to the business unit."
+    )
+    auth_hint = (
+        "Fusion refused the username or password: check them, and that the user is active and not locked."
+        if basic_auth
+        else "Fusion refused the identity domain's token: check the scope (the Fusion application's resource) "
+        "and that a Fusion user exists for the client id, with its roles."
+    )
+    return status_error(
+        response,
+        system=SYSTEM,
+        detail=fusion_error_detail(response),
+        auth_hint=auth_hint,
+        forbidden_hint=forbidden_hint,
+    )
+
+
+class FusionClient:
+    """One connection's Fusion REST API. Build it with `FusionClient.for_connection(connection)`."""
+
+    def __init__(self, *, base_url: str, version: str, auth: AuthBase, transport: Transport) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.version = version
+        self.auth = auth
+        self.transport = transport
+
+    def __repr__(self) -> str:
+        return f"<FusionClient {self.base_url}>"
+
+    @classmethod
+    def for_connection(cls, connection: Connection) -> FusionClient:
+        try:
+            base_url = endpoints.validate_fusion_base_url(connection.fusion_base_url)
+        except ValidationError as exc:
+            raise PermanentError(" ".join(exc.messages), hint="Fix the Fusion base URL of the connection.")
+        version = connection.fusion_rest_version or "11.13.18.05"
+        if not _VERSION.match(version):
+            raise PermanentError(f"{version!r} is not a Fusion REST version (e.g. 11.13.18.05).")
+        exchanges: list[dict[str, Any]] = []
+        auth = fusion_auth_for(connection, exchanges=exchanges)
+        secrets = [connection.fusion_client_secret or "", connection.fusion_password or ""]
+        transport = Transport(
+            system=SYSTEM,
+            session=new_session(HEADERS),
+            error_for=partial(fusion_error, basic_auth=isinstance(auth, FusionBasicAuth)),
+            secrets=secrets,
+            exchanges=exchanges,
+        )
+        return cls(base_url=base_url, version=version, auth=auth, transport=transport)
+
+    # --- audit -----------------------------------------------------------------------------------------
+
+    @property
+    def exchanges(self) -> list[dict[str, Any]]:
+        """Redacted request/response excerpts of the last calls (token requests included), oldest first."""
+        return self.transport.exchanges
+
+    def take_exchanges(self) -> list[dict[str, Any]]:
+        """The excerpts gathered so far, and start afresh (one audit event per step)."""
+        taken = list(self.transport.exchanges)
+        self.transport.exchanges.clear()
+        return taken
+
+    # --- URLs ------------------------------------------------------------------------------------------
+
+    def url_for(self, resource: str) -> str:
+        """`receivablesInvoices/123` -> `{base}/fscmRestApi/resources/{version}/receivablesInvoices/123`;
+        `crmRestApi/accounts` -> `{base}/crmRestApi/resources/{version}/accounts`."""
+        if not isinstance(resource, str) or not resource:
+            raise PermanentError("A Fusion resource name is required.")
+        if any(bad in resource for bad in ("://", "..", "?", "#", "\\")) or any(c.isspace() for c in resource):
+            raise PermanentError(f"Refusing the Fusion resource {redact_url(resource)!r}: not a resource path.")
+        segments = resource.split("/")
+        root = "fscmRestApi"
+        if segments[0] in CONTEXT_ROOTS:
+            root = segments.pop(0)
+        if not segments or not all(s and s != "." and _SEGMENT.match(s) for s in segments):
+            raise PermanentError(f"Refusing the Fusion resource {resource!r}: not a resource path.")
+        path = "/".join(quote(s, safe="$@,=:~-._") for s in segments)
+        return f"{self.base_url}/{root}/resources/{self.version}/{path}"
+
+    # --- calls -----------------------------------------------------------------------------------------
+
+    def _call(self, method: str, url: str, *, params: dict | None = None, json: Any = None) -> dict[str, Any]:
+        response = self.transport.request(method, url, params=params, json=json, auth=self.auth)
+        body = json_of(response, system=SYSTEM)
+        if not isinstance(body, dict):
+            raise PermanentError(
+                f"Fusion answered with a JSON {type(body).__name__}, expected an object",
+                status=response.status_code,
+                method=method,
+                url=url,
+                body=response.text,
+            )
+        return body
+
+    def get(self, resource: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """GET a resource; retried on transient failures (with backoff, honouring Retry-After)."""
+        return self._call("GET", self.url_for(resource), params=params)
+
+    def post(self, resource: str, json: dict[str, Any]) -> dict[str, Any]:
+        """POST (create). Never retried here: a timeout or dropped connection after sending raises
+        OutcomeUnknownError, and the caller looks the document up before trying again."""
+        return self._call("POST", self.url_for(resource), json=json)
+
+    def patch(self, resource: str, json: dict[str, Any]) -> dict[str, Any]:
+        """PATCH (update). Never retried here, like POST."""
+        return self._call("PATCH", self.url_for(resource), json=json)
+
+    def follow(self, href: str) -> dict[str, Any]:
+        """GET a `links[].href` the system returned, only when it has the origin of the connection's base URL."""
+        if not isinstance(href, str) or not endpoints.same_origin(href, self.base_url):
+            raise PermanentError(
+                f"Refusing to follow a link to another host: {redact_url(str(href))}",
+                hint="Fusion returned a link outside the connection's base URL; links are followed on the same "
+                "origin only.",
+            )
+        return self._call("GET", href)
+
+    def iter_items(
+        self,
+        resource: str,
+        *,
+        q: str | None = None,
+        order_by: str,
+        fields: str | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+        params: dict[str, Any] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Every item of a collection, page by page (`limit`/`offset`, `onlyData=true`), until `hasMore` is false.
+        `order_by` must name a unique attribute last, so paging is stable."""
+        if page_size < 1:
+            raise ValueError("page_size must be at least 1.")
+        query: dict[str, Any] = dict(params or {})
+        if q:
+            query["q"] = q
+        query["orderBy"] = order_by_param(order_by)
+        if fields:
+            query["fields"] = fields_param(fields)
+        query["onlyData"] = "true"
+        query["limit"] = min(page_size, MAX_PAGE_SIZE)
+        url = self.url_for(resource)
+        offset = 0
+        while True:
+            query["offset"] = offset
+            page = self._call("GET", url, params=query)
+            items = page.get("items")
+            if not isinstance(items, list):
+                raise PermanentError(f"Fusion answered {resource} without an items list", method="GET", url=url)
+            yield from items
+            if not page.get("hasMore"):
+                return
+            if not items:
+                logger.warning("Fusion said hasMore on an empty page of %s at offset %s; stopping", resource, offset)
+                return
+            offset += len(items)
+
+    def ensure_token(self, *, fresh: bool = False) -> None:
+        """Obtain an access token now (OAuth only; Basic auth has none). Raises AuthError in plain words."""
+        ensure = getattr(self.auth, "ensure_token", None)
+        if ensure is not None:
+            ensure(fresh=fresh)
