@@ -28,7 +28,7 @@ from connector.services import record_accept, record_wake
 
 from .models import Delivery, DeliveryRejection
 from .payloads import CREDIT_MEMO, INVOICE, ORDER, UnreadablePayload, document_from_entity, envelope_parse
-from .verifiers import Verification
+from .verifiers import Verification, commerce_setting
 
 logger = logging.getLogger(__name__)
 
@@ -265,11 +265,17 @@ class BackfillResult:
 
 
 def backfill_overlap() -> timedelta:
-    return timedelta(seconds=int(getattr(settings, "CONNECTOR_BACKFILL_OVERLAP_SECONDS", 300)))
+    return timedelta(seconds=int(commerce_setting("CONNECTOR_BACKFILL_OVERLAP_SECONDS", 300)))
 
 
 def backfill_first_window() -> timedelta:
-    return timedelta(hours=int(getattr(settings, "CONNECTOR_BACKFILL_FIRST_HOURS", 24)))
+    return timedelta(hours=int(commerce_setting("CONNECTOR_BACKFILL_FIRST_HOURS", 24)))
+
+
+def commerce_client(connection: Connection) -> Any:
+    from .client import CommerceClient
+
+    return CommerceClient.for_connection(connection)
 
 
 def backfill_run(
@@ -288,10 +294,7 @@ def backfill_run(
     if since is None:
         mark = connection.commerce_backfill_watermark
         since = (mark - backfill_overlap()) if mark else (now - backfill_first_window())
-    if client is None:
-        from .client import CommerceClient
-
-        client = CommerceClient.for_connection(connection)
+    client = client or commerce_client(connection)
     result = BackfillResult(since=since)
     sources: tuple[tuple[str, Callable[..., Iterable[dict[str, Any]]]], ...] = (
         (ORDER, client.iter_orders),

@@ -21,4 +21,17 @@ DEFAULT_SCHEDULES: tuple[Schedule, ...] = (
         30,
         "Wake records whose next attempt is due or whose lease expired (survives a lost broker message).",
     ),
+    Schedule(
+        "commerce backfill",
+        "commerce.backfill_all",
+        300,
+        "Pull Commerce orders, invoices and credit memos changed since each connection's watermark and create "
+        "records for any that no webhook brought.",
+    ),
+    Schedule(
+        "commerce purge",
+        "commerce.purge_bodies",
+        86400,
+        "Empty raw webhook bodies older than CONNECTOR_PAYLOAD_RETENTION_DAYS (records and audit stay).",
+    ),
 )

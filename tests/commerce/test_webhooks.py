@@ -409,3 +409,23 @@ def test_after_a_failed_wake_up_the_next_ones_are_skipped_for_the_relay(
         wakeups_flush()
     wake.assert_not_called()
     assert Record.objects.count() == 2
+
+
+# --- admin ---------------------------------------------------------------------------------------------
+
+
+def test_delivery_admin_is_read_only_and_pretty_prints_the_body(client, shop, admin_user):
+    body = raw("order_place_after.json")
+    post(client, shop, body, signature=sign(body), request_id="req-admin")
+    delivery = Delivery.objects.get()
+    client.force_login(admin_user)
+    page = client.get(f"/admin/commerce/delivery/{delivery.pk}/change/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "&quot;eventName&quot;: &quot;observer.sales_order_save_commit_after&quot;" in html  # indented JSON
+    assert sign(body) not in html  # the signature header is shown redacted
+    assert 'name="_save"' not in html
+    assert client.post(f"/admin/commerce/delivery/{delivery.pk}/change/", {}).status_code == 403
+    assert client.get("/admin/commerce/delivery/add/").status_code == 403
+    listing = client.get("/admin/commerce/delivery/", {"q": "req-admin"})
+    assert listing.status_code == 200 and "observer.sales_order_save_commit_after" in listing.content.decode()
