@@ -1,0 +1,123 @@
+"""A per-connection ceiling on calls to Fusion: at most N at once and R per second across every worker
+(state in the shared cache), halved while Fusion answers 429 and restored once it stops."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from contextlib import contextmanager
+from typing import Any
+
+from django.core.cache import cache
+
+from connector.exceptions import TransientError
+
+SLOT_TTL = 120  # seconds; a worker killed mid-call frees its slot after this
+BACKOFF_TTL = 120  # seconds the lowered ceiling lasts after the last 429
+MAX_WAIT = 10.0  # seconds a call waits for a slot before the record is rescheduled instead
+
+
+def _factor_key(connection_id: int) -> str:
+    return f"fusion-pace:{connection_id}:factor"
+
+
+def current_factor(connection_id: int) -> float:
+    return float(cache.get(_factor_key(connection_id)) or 1.0)
+
+
+def note_throttled(connection_id: int) -> float:
+    """Fusion answered 429: halve the ceiling (down to a floor) for the next BACKOFF_TTL seconds."""
+    factor = max(current_factor(connection_id) / 2, 1 / 16)
+    cache.set(_factor_key(connection_id), factor, BACKOFF_TTL)
+    return factor
+
+
+def limits(connection) -> tuple[int, float]:
+    factor = current_factor(connection.pk)
+    concurrency = max(1, int(connection.fusion_max_concurrency * factor))
+    rate = max(0.2, connection.fusion_max_rps * factor)
+    return concurrency, rate
+
+
+def _take_rate_token(connection, rate: float, deadline: float) -> None:
+    # Fixed one-second windows keyed in the cache: simple, shared by all processes, good enough for pacing.
+    while True:
+        now = time.time()
+        window = int(now)
+        key = f"fusion-pace:{connection.pk}:rps:{window}"
+        cache.add(key, 0, 5)
+        try:
+            used = cache.incr(key)
+        except ValueError:
+            continue
+        if used <= max(1, int(rate)) or (rate < 1 and used == 1):
+            return
+        if now >= deadline:
+            raise TransientError("Fusion call ceiling reached for this connection; will retry shortly", retry_after=2)
+        time.sleep(max(0.01, window + 1 - now))
+
+
+@contextmanager
+def fusion_slot(connection):
+    concurrency, rate = limits(connection)
+    deadline = time.time() + MAX_WAIT
+    token = uuid.uuid4().hex
+    held = None
+    while held is None:
+        for index in range(concurrency):
+            key = f"fusion-pace:{connection.pk}:slot:{index}"
+            if cache.add(key, token, SLOT_TTL):
+                held = key
+                break
+        if held is None:
+            if time.time() >= deadline:
+                raise TransientError(
+                    f"{concurrency} calls to Fusion already running for this connection; will retry shortly",
+                    retry_after=5,
+                )
+            time.sleep(0.05)
+    try:
+        _take_rate_token(connection, rate, deadline)
+        yield
+    finally:
+        if cache.get(held) == token:
+            cache.delete(held)
+
+
+class PacedClient:
+    """Wraps a FusionClient so each call takes a slot and a rate token, and a 429 lowers the ceiling."""
+
+    def __init__(self, client, connection) -> None:
+        self._client = client
+        self._connection = connection
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def _paced(self, method: str, *args, **kwargs):
+        with fusion_slot(self._connection):
+            try:
+                return getattr(self._client, method)(*args, **kwargs)
+            except TransientError as exc:
+                if exc.status == 429:
+                    note_throttled(self._connection.pk)
+                raise
+
+    def get(self, *args, **kwargs):
+        return self._paced("get", *args, **kwargs)
+
+    def post(self, *args, **kwargs):
+        return self._paced("post", *args, **kwargs)
+
+    def patch(self, *args, **kwargs):
+        return self._paced("patch", *args, **kwargs)
+
+    def iter_items(self, *args, **kwargs):
+        # Paging calls are paced as one: collections are read rarely (reference refresh, look-ups).
+        with fusion_slot(self._connection):
+            try:
+                yield from self._client.iter_items(*args, **kwargs)
+            except TransientError as exc:
+                if exc.status == 429:
+                    note_throttled(self._connection.pk)
+                raise

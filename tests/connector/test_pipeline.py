@@ -1,0 +1,267 @@
+"""The posting pipeline against Fusion's HTTP contract, mocked with `responses`."""
+
+from __future__ import annotations
+
+import json
+import re
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+import responses
+from django.core.cache import cache
+
+from audit.models import AuditEvent
+from connector.models import Connection, Record
+from connector.pipeline import record_process
+from connector.services import record_accept, record_replay
+from fusion.models import JournalBatch
+from mappings.models import ProductRule
+from tests.factories import make_connection
+from tests.posting import order_document, seed_mappings
+
+BASE = "https://acme.fa.us2.oraclecloud.com/fscmRestApi/resources/11.13.18.05"
+TOKEN_URL = "https://idcs-0123abcd.identity.oraclecloud.com/oauth2/v1/token"
+SEGMENTS = ("Company", "Department", "Account", "SubAccount", "Product")
+DISABLED = {"01-000-4999-0000-000"}
+
+
+class FakeFusion:
+    """Just enough of Fusion's REST contract, answering through `responses` callbacks."""
+
+    def __init__(self, rsps: responses.RequestsMock) -> None:
+        self.invoices: dict[str, dict] = {}
+        self.posts: list[dict] = []
+        self.post_failures: list = []  # callables or (status, body) consumed one per POST
+        rsps.add(responses.POST, TOKEN_URL, json={"access_token": "tok", "token_type": "Bearer", "expires_in": 3600})
+        rsps.add_callback(responses.GET, re.compile(rf"{BASE}/customerAccountSitesLOV.*"), self.sites)
+        rsps.add_callback(responses.GET, re.compile(rf"{BASE}/accountCombinationsLOV.*"), self.combinations)
+        for resource in ("receivablesInvoices", "receivablesCreditMemos"):
+            rsps.add_callback(responses.GET, re.compile(rf"{BASE}/{resource}\?.*"), self.lookup)
+            rsps.add_callback(responses.POST, f"{BASE}/{resource}", self.create)
+
+    @staticmethod
+    def _q(request) -> dict[str, str]:
+        q = parse_qs(urlsplit(request.url).query).get("q", [""])[0]
+        return {a: v.replace("''", "'") for a, v in re.findall(r"(\w+) = '((?:[^']|'')*)'", q)}
+
+    @staticmethod
+    def _page(items):
+        return 200, {}, json.dumps({"items": items, "count": len(items), "hasMore": False, "limit": 500, "offset": 0})
+
+    def sites(self, request):
+        number = self._q(request).get("AccountNumber")
+        rows = [{"AccountNumber": "1008", "SiteUseId": 1042, "SiteName": "Main", "CustomerName": "Acme Corp"}]
+        return self._page([r for r in rows if r["AccountNumber"] == number])
+
+    def combinations(self, request):
+        wanted = self._q(request)
+        combination = "-".join(wanted.get(s, "") for s in SEGMENTS)
+        row = dict(zip(SEGMENTS, combination.split("-"), strict=True))
+        row.update(
+            _CODE_COMBINATION_ID=1,
+            EnabledFlag="N" if combination in DISABLED else "Y",
+            StartDateActive="2015-01-01",
+            EndDateActive=None,
+            DetailPostingAllowedFlag="Y",
+        )
+        return self._page([row])
+
+    def lookup(self, request):
+        number = self._q(request).get("TransactionNumber")
+        found = [v for k, v in self.invoices.items() if k == number]
+        return self._page([{"CustomerTransactionId": f["id"], "TransactionNumber": number} for f in found])
+
+    def create(self, request):
+        body = json.loads(request.body)
+        self.posts.append(body)
+        if self.post_failures:
+            failure = self.post_failures.pop(0)
+            if callable(failure):
+                return failure(body)
+            return failure[0], {}, json.dumps(failure[1])
+        return self.store(body)
+
+    def store(self, body):
+        if body["TransactionNumber"] in self.invoices:
+            return (
+                400,
+                {},
+                json.dumps(
+                    {
+                        "title": "Bad Request",
+                        "o:errorDetails": [
+                            {"detail": "The transaction number already exists.", "o:errorCode": "AR-855123"}
+                        ],
+                    }
+                ),
+            )
+        self.invoices[body["TransactionNumber"]] = {"id": 300100000 + len(self.invoices), "body": body}
+        return (
+            201,
+            {},
+            json.dumps(
+                {
+                    "CustomerTransactionId": self.invoices[body["TransactionNumber"]]["id"],
+                    "TransactionNumber": body["TransactionNumber"],
+                }
+            ),
+        )
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def fusion():
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        yield FakeFusion(rsps)
+
+
+@pytest.fixture
+def connection(db):
+    conn = make_connection(transaction_number_prefix="MAG-", retry_base_seconds=0, retry_cap_seconds=0)
+    seed_mappings(conn)
+    return conn
+
+
+def _accept(connection, document=None):
+    return record_accept(connection=connection, document=document or order_document()).record
+
+
+def _run(record) -> Record:
+    record_process(record_id=record.pk)
+    record.refresh_from_db()
+    return record
+
+
+def test_happy_path_posts_one_ar_invoice_with_distributions(connection, fusion):
+    record = _run(_accept(connection))
+    assert record.state == Record.State.POSTED
+    assert record.fusion_transaction_number == "MAG-000012345"
+    assert record.fusion_transaction_id == "300100000"
+    (body,) = fusion.posts
+    assert body["BusinessUnit"] == "Vision Operations" and body["TransactionSource"] == "COMMERCE_WEB"
+    assert body["BillToCustomerNumber"] == "1008" and body["BillToSite"] == "1042"
+    assert body["TransactionDate"] == "2026-11-20" and body["InvoiceCurrencyCode"] == "USD"
+    amounts = sum(line["Quantity"] * line["UnitSellingPrice"] for line in body["receivablesInvoiceLines"])
+    assert round(amounts, 2) == 2609.98
+    classes = {d["AccountClass"]: d["AccountCombination"] for d in body["receivablesInvoiceDistributions"]}
+    assert classes == {
+        "Revenue": "01-000-4110-0000-000",
+        "Receivable": "01-000-1210-0000-000",
+        "Freight": "01-000-4520-0000-000",
+    }
+    actions = list(AuditEvent.objects.filter(target_id=str(record.pk)).values_list("action", flat=True))
+    assert "record.document_posted" in actions and "record.posted" in actions
+
+
+def test_duplicate_deliveries_make_one_post(connection, fusion):
+    for _ in range(5):
+        record = _accept(connection)
+    for _ in range(3):
+        record_process(record_id=record.pk)
+    assert Record.objects.count() == 1
+    assert len(fusion.posts) == 1
+
+
+def test_timeout_after_fusion_created_the_invoice_makes_no_second_post(connection, fusion):
+    def commit_then_time_out(body):
+        fusion.store(body)
+        raise requests.exceptions.ReadTimeout("read timed out")
+
+    fusion.post_failures.append(commit_then_time_out)
+    record = _run(_accept(connection))
+    assert record.state == Record.State.RETRYING and record.outcome_unknown
+    record = _run(record)
+    assert record.state == Record.State.POSTED
+    assert len(fusion.posts) == 1
+    assert AuditEvent.objects.filter(action="record.document_adopted").count() == 1
+
+
+def test_503_three_times_then_success(connection, fusion):
+    fusion.post_failures.extend([(503, {"title": "Service Unavailable"})] * 3)
+    record = _accept(connection)
+    for _ in range(3):
+        record = _run(record)
+        assert record.state == Record.State.RETRYING
+    record = _run(record)
+    assert record.state == Record.State.POSTED
+    assert record.attempts == 3
+    assert len(fusion.invoices) == 1
+
+
+def test_fusion_400_parks_the_record_with_fusions_message(connection, fusion):
+    fusion.post_failures.append(
+        (
+            400,
+            {
+                "title": "Bad Request",
+                "o:errorDetails": [
+                    {
+                        "detail": "The payment terms Immediate are not valid for this business unit.",
+                        "o:errorCode": "AR-1",
+                    }
+                ],
+            },
+        )
+    )
+    record = _run(_accept(connection))
+    assert record.state == Record.State.NEEDS_REVIEW
+    assert "payment terms Immediate are not valid" in record.last_error
+    assert record.resolution_hint.startswith("Resolution:")
+
+
+def test_disabled_combination_parks_before_any_post(connection, fusion):
+    ProductRule.objects.filter(connection=connection).update(segments={"Account": "4999"})
+    record = _run(_accept(connection))
+    assert record.state == Record.State.NEEDS_REVIEW
+    assert "01-000-4999-0000-000 is disabled" in record.last_error
+    assert fusion.posts == []
+
+
+def test_replay_after_fixing_the_mapping_posts_it(connection, fusion):
+    ProductRule.objects.filter(connection=connection).update(segments={"Account": "4999"})
+    record = _run(_accept(connection))
+    assert record.state == Record.State.NEEDS_REVIEW
+    ProductRule.objects.filter(connection=connection).update(segments={"Account": "4110"})
+    record_replay(record=record, actor="finance@example.com", reason="mapped to 4110")
+    record = _run(record)
+    assert record.state == Record.State.POSTED
+    assert len(fusion.posts) == 1
+    assert AuditEvent.objects.filter(action="record.replayed", actor="finance@example.com").exists()
+
+
+def test_credit_memo_goes_to_receivables_credit_memos_naming_the_invoice(connection, fusion):
+    order = _run(_accept(connection))
+    memo = order_document(
+        "77", kind="creditmemo", order_entity_id="12345", lines=(("LAP-15", "1", "1299.99"),), shipping="0"
+    )
+    record = _run(_accept(connection, memo))
+    assert record.state == Record.State.POSTED, record.last_error
+    memo_body = fusion.posts[-1]
+    assert "receivablesCreditMemoLines" in memo_body
+    assert memo_body["receivablesCreditMemoLines"][0]["UnitSellingPrice"] < 0
+    assert order.fusion_transaction_number in memo_body["CreditMemoComments"]
+
+
+def test_commerce_invoice_is_linked_to_the_posted_order_under_the_order_policy(connection, fusion):
+    order = _run(_accept(connection))
+    invoice = _run(_accept(connection, order_document("900", kind="invoice", order_entity_id="12345")))
+    assert invoice.state == Record.State.LINKED and invoice.linked_record_id == order.pk
+    assert len(fusion.posts) == 1
+
+
+def test_sales_journal_mode_puts_balanced_lines_in_the_open_batch(connection, fusion):
+    Connection.objects.filter(pk=connection.pk).update(journal_mode=Connection.JournalMode.SALES_JOURNAL)
+    record = _run(_accept(connection))
+    assert record.state == Record.State.JOURNAL_PENDING
+    batch = JournalBatch.objects.get()
+    lines = batch.entries.get().lines
+    debit = sum(float(line["entered_dr"] or 0) for line in lines)
+    credit = sum(float(line["entered_cr"] or 0) for line in lines)
+    assert round(debit, 2) == round(credit, 2) == 2609.98
