@@ -34,4 +34,16 @@ DEFAULT_SCHEDULES: tuple[Schedule, ...] = (
         86400,
         "Empty raw webhook bodies older than CONNECTOR_PAYLOAD_RETENTION_DAYS (records and audit stay).",
     ),
+    Schedule(
+        "journal ship",
+        "fusion.ship_journals",
+        60,
+        "Close journal batches whose window has passed, submit them to Fusion as FBDI imports and follow the ESS jobs.",
+    ),
+    Schedule(
+        "fusion reference refresh",
+        "fusion.refresh_reference_all",
+        900,
+        "Refresh the cached Fusion customer accounts, sites and account combinations of every enabled connection.",
+    ),
 )
