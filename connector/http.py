@@ -15,6 +15,7 @@ import email.utils
 import hashlib
 import logging
 import random
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -296,6 +297,10 @@ def oauth_token_error(
 _RESPONSE_HEADERS = ("Content-Type", "Location", "Retry-After", "Date")
 
 
+def _text(value: str | bytes) -> str:
+    return value.decode("latin-1") if isinstance(value, bytes) else str(value)
+
+
 def _body_text(body: Any) -> str | bytes | None:
     if body is None or isinstance(body, str | bytes):
         return body
@@ -322,7 +327,7 @@ def exchange_of(
         "elapsed_ms": round(elapsed * 1000),
     }
     if request is not None:
-        entry["request_headers"] = redact(dict(request.headers))
+        entry["request_headers"] = redact({k: _text(v) for k, v in request.headers.items()})
         entry["request_body"] = scrub(excerpt(_body_text(request.body), EXCERPT_CHARS), secrets)
     if response is not None:
         entry["status"] = response.status_code
@@ -554,7 +559,8 @@ class TokenStore:
         poll_seconds: float = 0.1,
     ) -> None:
         self.name = name
-        self.key = f"connector:token:{name}:{owner}:{fingerprint}"
+        slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+        self.key = f"connector:token:{slug}:{owner}:{fingerprint}"
         self.lock_key = f"{self.key}:lock"
         self.failure_key = f"{self.key}:failed"
         self.fetch = fetch
