@@ -1,0 +1,135 @@
+"""Adobe Commerce authentication. PaaS: OAuth 1.0a with HMAC-SHA256 (the integration's four values, signature
+in the Authorization header). SaaS: Adobe IMS client credentials, the token shared through the cache like
+Fusion's."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import requests
+from django.core.exceptions import ValidationError
+from oauthlib.oauth1 import SIGNATURE_HMAC_SHA256, SIGNATURE_TYPE_AUTH_HEADER
+from requests_oauthlib import OAuth1
+
+from connector import endpoints
+from connector.exceptions import ConnectorError, PermanentError
+from connector.http import (
+    BearerTokenAuth,
+    TokenGrant,
+    TokenStore,
+    Transport,
+    credential_fingerprint,
+    grant_of,
+    new_session,
+    oauth_token_error,
+)
+from connector.models import Connection
+
+ISSUER = "Adobe IMS"
+DEFAULT_LIFETIME = 86399.0  # seconds; IMS tokens last 24 h unless the answer says otherwise
+
+
+def ims_token_error(response: requests.Response, *, scopes: str) -> ConnectorError | None:
+    return oauth_token_error(
+        response,
+        issuer=ISSUER,
+        bad_client="Adobe IMS rejected the Commerce client id or secret",
+        bad_scope=(
+            f"Adobe IMS refused the scopes {scopes!r}: the credential must be granted them, and they must include "
+            "commerce.accs"
+        ),
+    )
+
+
+class CommerceOAuth1(OAuth1):
+    """OAuth 1.0a, HMAC-SHA256, parameters in the Authorization header. Query parameters are signed; a JSON
+    body is not (RFC 5849 signs form bodies only), which is what Commerce expects."""
+
+    def __init__(self, connection: Connection) -> None:
+        values = {
+            "consumer key": connection.commerce_consumer_key,
+            "consumer secret": connection.commerce_consumer_secret,
+            "access token": connection.commerce_access_token,
+            "access token secret": connection.commerce_access_token_secret,
+        }
+        missing = [name for name, value in values.items() if not value]
+        if missing:
+            raise PermanentError(
+                f"The Commerce integration's {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing",
+                hint="Copy the four values of the activated integration (System > Extensions > Integrations).",
+            )
+        super().__init__(
+            connection.commerce_consumer_key,
+            client_secret=connection.commerce_consumer_secret,
+            resource_owner_key=connection.commerce_access_token,
+            resource_owner_secret=connection.commerce_access_token_secret,
+            signature_method=SIGNATURE_HMAC_SHA256,
+            signature_type=SIGNATURE_TYPE_AUTH_HEADER,
+        )
+
+    def __repr__(self) -> str:
+        return "<CommerceOAuth1 HMAC-SHA256>"
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        signed = super().__call__(r)
+        # oauthlib hands every header back as bytes; keep them text like every other request's.
+        for name, value in list(signed.headers.items()):
+            if isinstance(value, bytes):
+                signed.headers[name] = value.decode("latin-1")
+        return signed
+
+
+def validated_ims_url(connection: Connection) -> str:
+    try:
+        return endpoints.validate_ims_token_url(connection.commerce_ims_token_url)
+    except ValidationError as exc:
+        raise PermanentError(" ".join(exc.messages), hint="Fix the IMS token URL of the connection.")
+
+
+class CommerceImsAuth(BearerTokenAuth):
+    """Bearer tokens from Adobe IMS `POST /ims/token/v3` (form client_id, client_secret,
+    grant_type=client_credentials, scope), kept in the shared cache per connection and credential."""
+
+    def __init__(self, connection: Connection, *, exchanges: list[dict[str, Any]] | None = None) -> None:
+        self.token_url = validated_ims_url(connection)
+        self.client_id = connection.commerce_client_id
+        self._client_secret = connection.commerce_client_secret or ""
+        self.scopes = connection.commerce_scopes or ""
+        if not self.client_id or not self._client_secret:
+            raise PermanentError(
+                "The Commerce IMS client id or secret is missing",
+                hint="Enter the OAuth server-to-server credential's client id and secret on the connection.",
+            )
+        self.token_transport = Transport(
+            system=ISSUER,
+            session=new_session({"Accept": "application/json"}),
+            error_for=partial(ims_token_error, scopes=self.scopes),
+            secrets=[self._client_secret],
+            exchanges=exchanges,
+        )
+        store = TokenStore(
+            name="Commerce IMS",
+            owner=connection.pk or connection.slug,
+            fingerprint=credential_fingerprint(self.token_url, self.client_id, self.scopes, self._client_secret),
+            fetch=self._fetch,
+        )
+        super().__init__(store)
+
+    def _fetch(self) -> TokenGrant:
+        form = {
+            "client_id": self.client_id,
+            "client_secret": self._client_secret,
+            "grant_type": "client_credentials",
+            "scope": self.scopes,
+        }
+        response = self.token_transport.request("POST", self.token_url, data=form)
+        return grant_of(response, issuer=ISSUER, default_lifetime=DEFAULT_LIFETIME)
+
+
+def commerce_auth_for(
+    connection: Connection, *, exchanges: list[dict[str, Any]] | None = None
+) -> CommerceOAuth1 | CommerceImsAuth:
+    if connection.commerce_deployment == Connection.Deployment.SAAS:
+        return CommerceImsAuth(connection, exchanges=exchanges)
+    return CommerceOAuth1(connection)

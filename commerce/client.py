@@ -1,0 +1,308 @@
+"""The Adobe Commerce REST client, built from a connection.
+
+PaaS: `{base}/rest/{store_code}/V1/...`, OAuth 1.0a; global product writes go through `/rest/all/V1/...` (Commerce
+refuses a GET on `all`). SaaS: `{base}/V1/...` where the base ends with the tenant, IMS bearer token, the scope in
+the `Store` header and the client id in `x-api-key`."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import datetime
+from functools import partial
+from typing import Any
+from urllib.parse import quote
+
+import requests
+from django.core.exceptions import ValidationError
+
+from connector import endpoints
+from connector.exceptions import ConnectorError, PermanentError
+from connector.http import Transport, json_of, new_session, status_error
+from connector.models import Connection
+from connector.redaction import redact_text
+
+from .auth import CommerceImsAuth, CommerceOAuth1, commerce_auth_for
+from .search import MAX_PAGE_SIZE, SearchCriteria
+
+SYSTEM = "Commerce"
+ALL_STORES = "all"
+HEADERS = {"Accept": "application/json", "Content-Type": "application/json"}
+_STORE_CODE = re.compile(r"^[a-z0-9_]+$")
+_SEGMENT = re.compile(r"^[A-Za-z0-9_\-.~%]+$")  # % for a quoted SKU
+_PLACEHOLDER = re.compile(r"%(\w+)")
+
+
+def render_message(message: str, parameters: Any) -> str:
+    """Fill Commerce's placeholders: `%1` from a parameter list, `%name` from a parameter object."""
+
+    def fill(match: re.Match[str]) -> str:
+        key = match.group(1)
+        if isinstance(parameters, list) and key.isdigit() and 1 <= int(key) <= len(parameters):
+            return str(parameters[int(key) - 1])
+        if isinstance(parameters, dict) and key in parameters:
+            return str(parameters[key])
+        return match.group(0)
+
+    return _PLACEHOLDER.sub(fill, message)
+
+
+def commerce_error_detail(response: requests.Response) -> str:
+    """`{"message": "...%1...", "parameters": [...], "errors": [{message, parameters}]}` rendered; else the text."""
+    text = response.text or ""
+    try:
+        payload = response.json()
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict):
+        parts = []
+        if isinstance(payload.get("message"), str):
+            parts.append(render_message(payload["message"], payload.get("parameters")))
+        for item in payload.get("errors") or []:
+            if isinstance(item, dict) and isinstance(item.get("message"), str):
+                parts.append(render_message(item["message"], item.get("parameters")))
+        return redact_text("; ".join(p.strip() for p in parts if p.strip()))[:1000]
+    if "html" in response.headers.get("Content-Type", "").lower() or text.lstrip().startswith("<"):
+        return ""
+    return redact_text(" ".join(text.split()))[:500]
+
+
+def commerce_error(response: requests.Response, *, saas: bool = False) -> ConnectorError | None:
+    """The one function that maps a Commerce answer to a typed error (None for a success)."""
+    if 200 <= response.status_code < 300:
+        return None
+    if saas:
+        auth_hint = (
+            "Commerce refused the IMS token: check that the credential belongs to this tenant's organisation and "
+            "project and is granted the Commerce API (scope commerce.accs)."
+        )
+    else:
+        auth_hint = (
+            "Commerce refused the OAuth 1.0a signature or the integration's access: check the consumer key and "
+            "secret and the access token and secret of an active integration, that the base URL is exactly the "
+            "store's own address (the signature covers scheme, host and path), and the integration's API resources."
+        )
+    return status_error(
+        response,
+        system=SYSTEM,
+        detail=commerce_error_detail(response),
+        auth_hint=auth_hint,
+        forbidden_hint="Grant the integration the API resource (ACL) for this call.",
+    )
+
+
+class CommerceClient:
+    """One connection's Commerce REST API. Build it with `CommerceClient.for_connection(connection)`."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        store_code: str,
+        saas: bool,
+        auth: CommerceOAuth1 | CommerceImsAuth,
+        transport: Transport,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.store_code = store_code
+        self.saas = saas
+        self.auth = auth
+        self.transport = transport
+
+    def __repr__(self) -> str:
+        return f"<CommerceClient {'SaaS' if self.saas else 'PaaS'} {self.base_url} store={self.store_code}>"
+
+    @classmethod
+    def for_connection(cls, connection: Connection) -> CommerceClient:
+        saas = connection.commerce_deployment == Connection.Deployment.SAAS
+        validate = endpoints.validate_commerce_saas_base_url if saas else endpoints.validate_commerce_paas_base_url
+        try:
+            base_url = validate(connection.commerce_base_url)
+        except ValidationError as exc:
+            raise PermanentError(" ".join(exc.messages), hint="Fix the Commerce base URL of the connection.")
+        store_code = connection.commerce_store_code or "default"
+        if not _STORE_CODE.match(store_code):
+            raise PermanentError(f"{store_code!r} is not a Commerce store code.")
+        exchanges: list[dict[str, Any]] = []
+        auth = commerce_auth_for(connection, exchanges=exchanges)
+        headers = dict(HEADERS)
+        if saas:
+            headers["x-api-key"] = connection.commerce_client_id
+            if connection.commerce_org_id:
+                headers["x-gw-ims-org-id"] = connection.commerce_org_id
+        secrets = [
+            connection.commerce_consumer_secret or "",
+            connection.commerce_access_token or "",
+            connection.commerce_access_token_secret or "",
+            connection.commerce_client_secret or "",
+        ]
+        transport = Transport(
+            system=SYSTEM,
+            session=new_session(headers),
+            error_for=partial(commerce_error, saas=saas),
+            secrets=secrets,
+            exchanges=exchanges,
+        )
+        return cls(base_url=base_url, store_code=store_code, saas=saas, auth=auth, transport=transport)
+
+    # --- audit -----------------------------------------------------------------------------------------
+
+    @property
+    def exchanges(self) -> list[dict[str, Any]]:
+        """Redacted request/response excerpts of the last calls (token requests included), oldest first."""
+        return self.transport.exchanges
+
+    def take_exchanges(self) -> list[dict[str, Any]]:
+        taken = list(self.transport.exchanges)
+        self.transport.exchanges.clear()
+        return taken
+
+    # --- URLs ------------------------------------------------------------------------------------------
+
+    def url_for(self, path: str, *, store: str | None = None) -> str:
+        """`orders/12` -> PaaS `{base}/rest/{store}/V1/orders/12`, SaaS `{base}/V1/orders/12`."""
+        store = store or self.store_code
+        if not _STORE_CODE.match(store):
+            raise PermanentError(f"{store!r} is not a Commerce store code.")
+        if not isinstance(path, str) or not path:
+            raise PermanentError("A Commerce API path is required.")
+        if any(bad in path for bad in ("://", "..", "?", "#", "\\")) or any(c.isspace() for c in path):
+            raise PermanentError(f"Refusing the Commerce path {path!r}: not an API path.")
+        segments = path.split("/")
+        if not all(s and s != "." and _SEGMENT.match(s) for s in segments):
+            raise PermanentError(f"Refusing the Commerce path {path!r}: not an API path.")
+        if self.saas:
+            return f"{self.base_url}/V1/{path}"
+        return f"{self.base_url}/rest/{store}/V1/{path}"
+
+    # --- generic calls ---------------------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        store: str | None = None,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+    ) -> Any:
+        method = method.upper()
+        store = store or self.store_code
+        if method == "GET" and store == ALL_STORES:
+            raise PermanentError("Commerce refuses a GET with store code 'all'; read from a store view instead.")
+        headers = {"Store": store} if self.saas else None
+        response = self.transport.request(
+            method, self.url_for(path, store=store), params=params, json=json, headers=headers, auth=self.auth
+        )
+        return json_of(response, system=SYSTEM)
+
+    def get(self, path: str, params: dict[str, Any] | None = None, *, store: str | None = None) -> Any:
+        """GET; retried on transient failures (with backoff, honouring Retry-After)."""
+        return self.request("GET", path, store=store, params=params)
+
+    def post(self, path: str, json: Any, *, store: str | None = None) -> Any:
+        """POST; never retried here (a timeout after sending raises OutcomeUnknownError)."""
+        return self.request("POST", path, store=store, json=json)
+
+    def put(self, path: str, json: Any, *, store: str | None = None) -> Any:
+        """PUT; never retried here, like POST."""
+        return self.request("PUT", path, store=store, json=json)
+
+    def _get_object(self, path: str) -> dict[str, Any]:
+        body = self.get(path)
+        if not isinstance(body, dict):
+            raise PermanentError(f"Commerce answered {path} with a JSON {type(body).__name__}, expected an object")
+        return body
+
+    def iter_search(self, path: str, criteria: SearchCriteria) -> Iterator[dict[str, Any]]:
+        """Every item of a search, page by page (`currentPage` from 1), until `page * size >= total_count` or
+        an empty page (Commerce answers a page past the end with the last page again)."""
+        page = 1
+        while True:
+            body = self.get(path, params=criteria.page(page).to_params())
+            if not isinstance(body, dict) or not isinstance(body.get("items") or [], list):
+                raise PermanentError(f"Commerce answered the {path} search without an items list")
+            items = body.get("items") or []
+            yield from items
+            try:
+                total = int(body.get("total_count") or 0)
+            except (TypeError, ValueError):
+                total = 0
+            if not items or page * criteria.page_size >= total:
+                return
+            page += 1
+
+    def _updated_since(self, path: str, updated_since: datetime, page_size: int) -> Iterator[dict[str, Any]]:
+        criteria = (
+            SearchCriteria(page_size=min(page_size, MAX_PAGE_SIZE))
+            .where("updated_at", updated_since, "gteq")
+            .order_by("updated_at")
+            .order_by("entity_id")
+        )
+        return self.iter_search(path, criteria)
+
+    # --- resources -------------------------------------------------------------------------------------
+
+    def get_order(self, entity_id: int | str) -> dict[str, Any]:
+        return self._get_object(f"orders/{_id(entity_id)}")
+
+    def iter_orders(self, updated_since: datetime, *, page_size: int = MAX_PAGE_SIZE) -> Iterator[dict[str, Any]]:
+        """Orders updated at or after `updated_since`, oldest first (the backfill of missed webhooks)."""
+        return self._updated_since("orders", updated_since, page_size)
+
+    def iter_invoices(self, updated_since: datetime, *, page_size: int = MAX_PAGE_SIZE) -> Iterator[dict[str, Any]]:
+        return self._updated_since("invoices", updated_since, page_size)
+
+    def iter_creditmemos(self, updated_since: datetime, *, page_size: int = MAX_PAGE_SIZE) -> Iterator[dict[str, Any]]:
+        return self._updated_since("creditmemos", updated_since, page_size)
+
+    def get_customer(self, customer_id: int | str) -> dict[str, Any]:
+        return self._get_object(f"customers/{_id(customer_id)}")
+
+    def iter_customers(self, updated_since: datetime, *, page_size: int = MAX_PAGE_SIZE) -> Iterator[dict[str, Any]]:
+        return self._updated_since("customers/search", updated_since, page_size)
+
+    def create_customer(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """POST /V1/customers. `payload` is the customer (wrapped as {"customer": ...}) or the whole body."""
+        return self.post("customers", _wrapped("customer", payload))
+
+    def update_customer(self, customer_id: int | str, payload: dict[str, Any]) -> dict[str, Any]:
+        """PUT /V1/customers/{id} with the customer (including `custom_attributes`); send every required field:
+        GET it first and merge."""
+        return self.put(f"customers/{_id(customer_id)}", _wrapped("customer", payload))
+
+    def get_product(self, sku: str) -> dict[str, Any]:
+        return self._get_object(f"products/{_sku(sku)}")
+
+    def update_product(self, sku: str, payload: dict[str, Any], *, all_stores: bool = True) -> dict[str, Any]:
+        """PUT /V1/products/{sku}; through store `all` by default so the values are global, not store overrides."""
+        store = ALL_STORES if all_stores else self.store_code
+        return self.put(f"products/{_sku(sku)}", _wrapped("product", payload), store=store)
+
+    def create_product(self, payload: dict[str, Any]) -> dict[str, Any]:
+        return self.post("products", _wrapped("product", payload), store=ALL_STORES)
+
+    def ensure_token(self, *, fresh: bool = False) -> None:
+        """Obtain an IMS token now (SaaS only; OAuth 1.0a has none). Raises AuthError in plain words."""
+        ensure = getattr(self.auth, "ensure_token", None)
+        if ensure is not None:
+            ensure(fresh=fresh)
+
+
+def _id(value: int | str) -> str:
+    text = str(value)
+    if not text.isdigit():
+        raise PermanentError(f"{text!r} is not a Commerce entity id.")
+    return text
+
+
+def _sku(sku: str) -> str:
+    if not isinstance(sku, str) or not sku.strip():
+        raise PermanentError("A SKU is required.")
+    return quote(sku, safe="")
+
+
+def _wrapped(key: str, payload: dict[str, Any]) -> dict[str, Any]:
+    if not isinstance(payload, dict):
+        raise TypeError(f"The {key} payload must be a dict.")
+    return payload if isinstance(payload.get(key), dict) else {key: payload}
