@@ -29,6 +29,8 @@ _SECRET_WORDS = (
 )
 # "key" alone is too broad for field names like "key_id" or "idempotency"; match it as a word part.
 _KEY_RE = re.compile(r"(^|[_\-.])key($|[_\-.s])", re.IGNORECASE)
+# user:password@ in a URL written inside free text (log messages, exception texts).
+_URL_USERINFO_RE = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/\s@?#]+@")
 _BEARER_RE = re.compile(r"(?i)\b(bearer|basic|oauth)\s+[A-Za-z0-9._~+/=\-,\"]+")
 _INLINE_SECRET_RE = re.compile(
     r"(?i)\b(access_token|refresh_token|client_secret|password|oauth_signature|oauth_token|"
@@ -44,6 +46,7 @@ def is_secret_name(name: str) -> bool:
 
 
 def redact_text(text: str) -> str:
+    text = _URL_USERINFO_RE.sub(lambda m: f"{m.group(1)}{MASK}@", text)
     text = _BEARER_RE.sub(lambda m: f"{m.group(1)} {MASK}", text)
     return _INLINE_SECRET_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
 

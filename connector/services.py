@@ -298,9 +298,9 @@ def connection_config_fields() -> list[str]:
 
 def _plain(value: Any) -> Any:
     """A JSON-friendly copy of a field value (for the audit trail and documents)."""
-    if value is None or isinstance(value, bool | int | float | str):
+    if value is None or isinstance(value, bool | int | float):
         return value
-    return str(value)
+    return str(value)  # also turns a choices enum member into its plain value
 
 
 @dataclass(frozen=True)
