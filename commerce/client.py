@@ -208,11 +208,14 @@ class CommerceClient:
         """PUT; never retried here, like POST."""
         return self.request("PUT", path, store=store, json=json)
 
-    def _get_object(self, path: str) -> dict[str, Any]:
-        body = self.get(path)
+    def _object(self, method: str, path: str, *, store: str | None = None, json: Any = None) -> dict[str, Any]:
+        body = self.request(method, path, store=store, json=json)
         if not isinstance(body, dict):
             raise PermanentError(f"Commerce answered {path} with a JSON {type(body).__name__}, expected an object")
         return body
+
+    def _get_object(self, path: str) -> dict[str, Any]:
+        return self._object("GET", path)
 
     def iter_search(self, path: str, criteria: SearchCriteria) -> Iterator[dict[str, Any]]:
         """Every item of a search, page by page (`currentPage` from 1), until `page * size >= total_count` or
@@ -264,12 +267,12 @@ class CommerceClient:
 
     def create_customer(self, payload: dict[str, Any]) -> dict[str, Any]:
         """POST /V1/customers. `payload` is the customer (wrapped as {"customer": ...}) or the whole body."""
-        return self.post("customers", _wrapped("customer", payload))
+        return self._object("POST", "customers", json=_wrapped("customer", payload))
 
     def update_customer(self, customer_id: int | str, payload: dict[str, Any]) -> dict[str, Any]:
         """PUT /V1/customers/{id} with the customer (including `custom_attributes`); send every required field:
         GET it first and merge."""
-        return self.put(f"customers/{_id(customer_id)}", _wrapped("customer", payload))
+        return self._object("PUT", f"customers/{_id(customer_id)}", json=_wrapped("customer", payload))
 
     def get_product(self, sku: str) -> dict[str, Any]:
         return self._get_object(f"products/{_sku(sku)}")
@@ -277,10 +280,10 @@ class CommerceClient:
     def update_product(self, sku: str, payload: dict[str, Any], *, all_stores: bool = True) -> dict[str, Any]:
         """PUT /V1/products/{sku}; through store `all` by default so the values are global, not store overrides."""
         store = ALL_STORES if all_stores else self.store_code
-        return self.put(f"products/{_sku(sku)}", _wrapped("product", payload), store=store)
+        return self._object("PUT", f"products/{_sku(sku)}", store=store, json=_wrapped("product", payload))
 
     def create_product(self, payload: dict[str, Any]) -> dict[str, Any]:
-        return self.post("products", _wrapped("product", payload), store=ALL_STORES)
+        return self._object("POST", "products", store=ALL_STORES, json=_wrapped("product", payload))
 
     def ensure_token(self, *, fresh: bool = False) -> None:
         """Obtain an IMS token now (SaaS only; OAuth 1.0a has none). Raises AuthError in plain words."""

@@ -529,6 +529,16 @@ REFRESH_EARLY_FRACTION = 0.1  # ...or 10 % of the lifetime for short-lived token
 FAILURE_MEMO_SECONDS = 15  # how long a refused token request is remembered, so 20 workers do not all retry it
 
 
+@dataclass(frozen=True)
+class _CachedToken:
+    access_token: str
+    expires_at: float
+    refresh_at: float
+
+    def __repr__(self) -> str:
+        return f"_CachedToken(expires_at={self.expires_at}, refresh_at={self.refresh_at})"
+
+
 def refresh_margin(lifetime: float) -> float:
     return min(REFRESH_EARLY_MAX, max(0.0, lifetime) * REFRESH_EARLY_FRACTION)
 
@@ -574,19 +584,26 @@ class TokenStore:
     def __repr__(self) -> str:
         return f"<TokenStore {self.name}>"
 
-    def _read(self) -> dict[str, Any] | None:
+    def _read(self) -> _CachedToken | None:
         entry = self.cache.get(self.key)
-        if isinstance(entry, dict) and isinstance(entry.get("access_token"), str):
-            return entry
-        return None
+        if not isinstance(entry, dict):
+            return None
+        token, expires_at, refresh_at = entry.get("access_token"), entry.get("expires_at"), entry.get("refresh_at")
+        if (
+            not isinstance(token, str)
+            or not isinstance(expires_at, int | float)
+            or not isinstance(refresh_at, int | float)
+        ):
+            return None
+        return _CachedToken(token, float(expires_at), float(refresh_at))
 
     def get(self, *, fresh: bool = False) -> str:
         """A usable access token. `fresh=True` ignores the cached one (used by "Test connection")."""
         deadline = _now() + self.wait_seconds
         while True:
             entry = None if fresh else self._read()
-            if entry is not None and _now() < entry["refresh_at"]:
-                return entry["access_token"]
+            if entry is not None and _now() < entry.refresh_at:
+                return entry.access_token
             if not fresh:
                 self._raise_remembered_failure()
             owner = uuid.uuid4().hex
@@ -597,8 +614,8 @@ class TokenStore:
                     if self.cache.get(self.lock_key) == owner:
                         self.cache.delete(self.lock_key)
             # Another worker is fetching. A token that has not expired yet is still good meanwhile.
-            if entry is not None and _now() < entry["expires_at"]:
-                return entry["access_token"]
+            if entry is not None and _now() < entry.expires_at:
+                return entry.access_token
             if _now() >= deadline:
                 raise TransientError(
                     f"Waited {self.wait_seconds:.0f} s for another worker to fetch the {self.name} access token"
@@ -609,8 +626,8 @@ class TokenStore:
         if not fresh:
             # Someone may have stored a new token between our read and taking the lock.
             entry = self._read()
-            if entry is not None and _now() < entry["refresh_at"]:
-                return entry["access_token"]
+            if entry is not None and _now() < entry.refresh_at:
+                return entry.access_token
         fetched_at = _now()
         try:
             grant = self.fetch()
@@ -649,7 +666,7 @@ class TokenStore:
         already have replaced it)."""
         if access_token is not None:
             entry = self._read()
-            if entry is None or entry["access_token"] != access_token:
+            if entry is None or entry.access_token != access_token:
                 return
         self.cache.delete(self.key)
 

@@ -173,7 +173,7 @@ class FusionClient:
 
     # --- calls -----------------------------------------------------------------------------------------
 
-    def _call(self, method: str, url: str, *, params: dict | None = None, json: Any = None) -> dict[str, Any]:
+    def _call(self, method: str, url: str, *, params: dict[str, Any] | None = None, json: Any = None) -> dict[str, Any]:
         response = self.transport.request(method, url, params=params, json=json, auth=self.auth)
         body = json_of(response, system=SYSTEM)
         if not isinstance(body, dict):
