@@ -26,6 +26,7 @@ class Command(BaseCommand):
         self.stdout.write(f"Connection {connection.slug} ({connection.name})")
         for side in result.sides:
             status = self.style.SUCCESS("OK    ") if side.ok else self.style.ERROR("FAILED")
-            self.stdout.write(f"  {side.system + ':':<10} {status}  {side.message}")
+            message = side.message.removeprefix("OK: ")
+            self.stdout.write(f"  {side.system + ':':<10} {status}  {message}")
         if not result.ok:
             raise CommandError("The connection test failed.")
