@@ -17,6 +17,7 @@ import math
 import re
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -445,10 +446,11 @@ def _seed_orders() -> list[dict[str, Any]]:
             ]
         },
     }
-    for order in (order1, order2, order3):
+    orders: list[dict[str, Any]] = [order1, order2, order3]
+    for order in orders:
         for item in order["items"]:
             item["created_at"], item["updated_at"] = order["created_at"], order["updated_at"]
-    return [order1, order2, order3]
+    return orders
 
 
 def _seed_invoices() -> list[dict[str, Any]]:
@@ -842,6 +844,10 @@ def _matches(actual: Any, condition: str, value: str) -> bool:
     }[op]
 
 
+def _field_key(field: str) -> Callable[[dict[str, Any]], tuple[int, Decimal, str]]:
+    return lambda row: _sort_value(row.get(field))
+
+
 def _sort_value(value: Any) -> tuple[int, Decimal, str]:
     number = _number(value)
     return (0, number, "") if number is not None else (1, Decimal(0), str(value))
@@ -904,7 +910,7 @@ def search(request: MockRequest, rows: list[dict[str, Any]], *, max_page_size: i
             )
         sort_orders.append({"field": spec.get("field", ""), "direction": direction})
     for order in reversed(sort_orders):
-        rows = sorted(rows, key=lambda r, f=order["field"]: _sort_value(r.get(f)), reverse=order["direction"] == "DESC")
+        rows = sorted(rows, key=_field_key(order["field"]), reverse=order["direction"] == "DESC")
     total = len(rows)
     criteria: dict[str, Any] = {"filter_groups": filter_groups}
     if sort_orders:

@@ -188,7 +188,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         parts = urlsplit(self.path)
-        host = self.headers.get("Host") or f"{self.server.server_address[0]}:{self.server.server_address[1]}"
+        address = self.server.server_address
+        host = self.headers.get("Host") or f"{address[0]!s}:{address[1]}"
         request = MockRequest(
             method=self.command,
             path=parts.path,
@@ -340,7 +341,8 @@ class MockServer:
     def url(self) -> str:
         if self._httpd is None:
             raise RuntimeError("not started")
-        return f"http://{self._httpd.server_address[0]}:{self.port}"
+        host = str(self._httpd.server_address[0])
+        return f"http://{host}:{self.port}"
 
     def __enter__(self) -> MockServer:
         if self._httpd is None:
@@ -930,6 +932,7 @@ class MockFusion(MockServer):
 
     system = "fusion"
     faults_class = FusionFaults
+    faults: FusionFaults
 
     def __init__(
         self,
@@ -1119,8 +1122,8 @@ class MockFusion(MockServer):
         """V4+ answers JSON with o:errorDetails; older framework versions answer plain text, as Fusion does."""
         headers = dict(error.headers)
         if request.path == "/oauth2/v1/token":
-            body = {"error": error.code or "server_error", "error_description": error.message}
-            return json_response(error.status, body, headers)
+            oauth = {"error": error.code or "server_error", "error_description": error.message}
+            return json_response(error.status, oauth, headers)
         try:
             version = int(request.header("REST-Framework-Version") or 1)
         except ValueError:
@@ -1138,7 +1141,7 @@ class MockFusion(MockServer):
             500: "Internal Server Error",
             503: "Service Unavailable",
         }
-        body = {
+        body: dict[str, Any] = {
             "type": "http://www.w3.org/Protocols/rfc2616/rfc2616-sec10.html",
             "title": titles.get(error.status, "Error"),
             "status": str(error.status),
@@ -1228,7 +1231,7 @@ class MockFusion(MockServer):
             item = {name: row.get(name) for name in names}
         else:
             item = {k: v for k, v in row.items() if include_children or k not in collection.children}
-        if request.arg("onlyData", "false").lower() != "true":
+        if (request.arg("onlyData") or "false").lower() != "true":
             href = f"{self._root(request)}/{collection.name}/{row[collection.key]}"
             item["links"] = [
                 {"rel": "self", "href": href, "name": collection.name, "kind": "item"},
@@ -1250,9 +1253,7 @@ class MockFusion(MockServer):
                 collection.check_attribute(attr)
                 if direction not in ("", "asc", "desc"):
                     raise MockError(400, f"The orderBy direction {direction!r} is not valid.")
-                rows = sorted(
-                    rows, key=lambda r, a=attr: (r.get(a) is None, _sort_key(r.get(a))), reverse=direction == "desc"
-                )
+                rows = sorted(rows, key=_attribute_key(attr), reverse=direction == "desc")
         limit = min(_int_arg(request, "limit", DEFAULT_LIMIT), MAX_LIMIT)
         offset = _int_arg(request, "offset", 0)
         page = rows[offset : offset + limit]
@@ -1265,7 +1266,7 @@ class MockFusion(MockServer):
             "limit": limit,
             "offset": offset,
         }
-        if request.arg("totalResults", "false").lower() == "true":
+        if (request.arg("totalResults") or "false").lower() == "true":
             body["totalResults"] = len(rows)
         href = f"{self._root(request)}/{collection.name}"
         body["links"] = [{"rel": "self", "href": request.url, "name": collection.name, "kind": "collection"}]
@@ -1409,7 +1410,7 @@ class MockFusion(MockServer):
             read_only = sorted(k for k in body if k in INVOICE_READ_ONLY)
             if read_only:
                 raise self._reject(f"The attribute {read_only[0]} is read-only.", path=read_only[0])
-            required = (
+            required: tuple[str, ...] = (
                 "BusinessUnit",
                 "TransactionSource",
                 "TransactionType",
@@ -1551,6 +1552,8 @@ class MockFusion(MockServer):
             job = ErpJob(request_id, str(body["FileName"]), _parameter_list(str(body["ParameterList"])), [])
             self._load_job(job, archive_bytes, str(body["JobName"]))
             self.erp_jobs[request_id] = job
+        if self.maybe_drop():
+            return DROP
         answer = {k: v for k, v in body.items() if k != "DocumentContent"}
         answer.update(DocumentContent=None, ReqstId=request_id)
         return json_response(201, answer)
@@ -1596,9 +1599,11 @@ class MockFusion(MockServer):
             job.imported_rows += 1
         if job.imported_rows == 0:
             job.reasons.append(f"no GL_INTERFACE rows for source {source}, ledger {ledger}, group {group}")
-        for key, difference in journals.items():
+        for journal, difference in journals.items():
             if difference:
-                job.reasons.append(f"journal {key[4] or key[3]} does not balance (debits - credits = {difference})")
+                job.reasons.append(
+                    f"journal {journal[4] or journal[3]} does not balance (debits - credits = {difference})"
+                )
         if job.reasons:
             job.final = "ERROR"
 
@@ -1639,6 +1644,10 @@ def _decimal(value: Any) -> Decimal | None:
         return Decimal(str(value))
     except InvalidOperation:
         return None
+
+
+def _attribute_key(attr: str) -> Callable[[dict[str, Any]], Any]:
+    return lambda row: (row.get(attr) is None, _sort_key(row.get(attr)))
 
 
 def _sort_key(value: Any) -> Any:

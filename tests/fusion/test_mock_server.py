@@ -476,6 +476,14 @@ def test_rows_of_another_group_are_not_imported(fusion_mock):
     assert _poll(session, request_id) == "ERROR"
 
 
+def test_a_dropped_import_request_still_starts_the_job(fusion_mock):
+    session = api(fusion_mock)
+    fusion_mock.set_faults(drop_after_commit_rate=1.0)
+    with pytest.raises(requests.exceptions.ConnectionError):
+        session.post(f"{session.root}/erpintegrations", json=_journal_payload(), timeout=10)
+    assert len(fusion_mock.erp_jobs) == 1 and fusion_mock.state()["dropped_after_commit"] == 1
+
+
 def test_import_jobs_end_in_error_when_configured(fusion_mock):
     fusion_mock.set_faults(ess_running_polls=1, ess_error=True)
     session = api(fusion_mock)
