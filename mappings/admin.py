@@ -58,6 +58,13 @@ class RuleAdmin(ImportExportModelAdmin):
     import_formats = [CSV, XLSX]
     export_formats = [CSV, XLSX]
 
+    def has_import_permission(self, request) -> bool:
+        # An import adds and changes rules: it needs both permissions, not just access to the admin.
+        return self.has_add_permission(request) and self.has_change_permission(request)
+
+    def has_export_permission(self, request) -> bool:
+        return self.has_view_permission(request)
+
     def save_model(self, request, obj, form, change) -> None:
         rule_save(rule=obj, actor=request.user, via="admin")
 

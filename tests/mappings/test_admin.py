@@ -131,3 +131,20 @@ def test_admin_export_gives_the_command_line_format(admin_client):
     text = response.content.decode()
     assert text.splitlines()[0].startswith("kind,connection,match_type,match_value")
     assert f"product,{connection.slug},sku,LAP-15,LAPTOP-15,,account=4110; product=0015,2026-01-01" in text
+
+
+def test_a_user_who_may_only_view_rules_cannot_import_them(client, django_user_model):
+    from django.contrib.auth.models import Permission
+
+    connection = mapped_connection()
+    viewer = django_user_model.objects.create_user("viewer", password="x", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_customerrule"))
+    client.force_login(viewer)
+    assert client.get(reverse("admin:mappings_customerrule_changelist")).status_code == 200
+    content = f"connection,match_type,match_value,bill_to_customer_number\n{connection.slug},email,x@y.z,1\n"
+    response = client.post(
+        reverse("admin:mappings_customerrule_import"),
+        {"format": "0", "resource": "0", "import_file": SimpleUploadedFile("r.csv", content.encode(), "text/csv")},
+    )
+    assert response.status_code == 403
+    assert not CustomerRule.objects.filter(match_type="email").exists()
