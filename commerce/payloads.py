@@ -431,5 +431,10 @@ def document_from_entity(kind: str, entity: Mapping[str, Any]) -> SalesDocument:
         raise UnreadablePayload(f"the {kind} could not be read ({type(exc).__name__})") from exc
 
 
+def entity_number(entity: Mapping[str, Any] | None) -> str:
+    """The increment id as the document will carry it."""
+    return _text((entity or {}).get("increment_id"))
+
+
 def entity_ids(entities: Iterable[Mapping[str, Any]]) -> list[str]:
     return [_text(e.get("entity_id") or e.get("id")) for e in entities]

@@ -27,7 +27,15 @@ from connector.models import Connection, Record
 from connector.services import record_accept, record_wake
 
 from .models import Delivery, DeliveryRejection
-from .payloads import CREDIT_MEMO, INVOICE, ORDER, UnreadablePayload, document_from_entity, envelope_parse
+from .payloads import (
+    CREDIT_MEMO,
+    INVOICE,
+    ORDER,
+    UnreadablePayload,
+    document_from_entity,
+    entity_number,
+    envelope_parse,
+)
 from .verifiers import Verification, commerce_setting
 
 logger = logging.getLogger(__name__)
@@ -139,29 +147,22 @@ def delivery_accept(
     }
     actor = f"system:webhook:{verification.scheme}" if verification.scheme else "system:webhook"
     with transaction.atomic():
-        if request_id:
-            earlier = (
-                Delivery.objects.filter(
-                    connection=connection,
-                    request_id=request_id,
-                    status__in=(Delivery.Status.ACCEPTED, Delivery.Status.DUPLICATE),
-                )
-                .values("pk", "record_id")
-                .first()
-            )
-            if earlier is not None:
-                delivery = Delivery.objects.create(
-                    **row, status=Delivery.Status.DUPLICATE, record_id=earlier["record_id"]
-                )
-                note = f"same request id as delivery {earlier['pk']}"
-                _audit(delivery, "delivery.duplicate", AuditEvent.Outcome.INFO, note, actor)
-                return DeliveryOutcome(Delivery.Status.DUPLICATE, delivery.pk, earlier["record_id"], note)
+        placeholder = ""
+        if envelope is not None and envelope.kind == ORDER and entity_number(envelope.entity):
+            placeholder = f"{PLACEHOLDER_PREFIX}{entity_number(envelope.entity)}"[:64]
+        earlier, placeholder_known = _lookups(connection.pk, request_id, placeholder)
+        if earlier is not None:
+            delivery = Delivery.objects.create(**row, status=Delivery.Status.DUPLICATE, record_id=earlier[1])
+            note = f"same request id as delivery {earlier[0]}"
+            _audit(delivery, "delivery.duplicate", AuditEvent.Outcome.INFO, note, actor)
+            return DeliveryOutcome(Delivery.Status.DUPLICATE, delivery.pk, earlier[1], note)
         if envelope is None or envelope.kind is None:
             status = Delivery.Status.UNREADABLE if envelope is None else Delivery.Status.IGNORED
             note = problem or f"event type {event_name!r} is not handled"
             return _store_without_record(row, status, note, actor)
         try:
-            document = _keyed(connection, document_from_entity(envelope.kind, envelope.entity or {}))
+            document = document_from_entity(envelope.kind, envelope.entity or {})
+            document = _keyed(connection, document, placeholder_known=placeholder_known)
         except UnreadablePayload as exc:
             return _store_without_record(row, Delivery.Status.UNREADABLE, str(exc), actor)
         accepted = record_accept(connection=connection, document=document, actor=actor, correlation_id=request_id)
@@ -197,7 +198,32 @@ def _audit(delivery: Delivery, action: str, outcome: str, message: str, actor: s
     )
 
 
-def _keyed(connection: Connection, document: SalesDocument) -> SalesDocument:
+def _lookups(connection_id: int, request_id: str, placeholder: str) -> tuple[tuple[int, int | None] | None, bool]:
+    """In one round trip (this runs for every delivery): an earlier stored delivery with the same request id,
+    and whether a placeholder record (an order known only by its number) exists."""
+    if not request_id and not placeholder:
+        return None, False
+    parts, params = [], []
+    if request_id:
+        parts.append(
+            f"SELECT * FROM (SELECT 'd', id, record_id FROM {Delivery._meta.db_table} "  # noqa: S608
+            f"WHERE connection_id = %s AND request_id = %s AND status IN (%s, %s) ORDER BY id LIMIT 1) AS d"
+        )
+        params += [connection_id, request_id, Delivery.Status.ACCEPTED, Delivery.Status.DUPLICATE]
+    if placeholder:
+        parts.append(
+            f"SELECT * FROM (SELECT 'p', id, CAST(NULL AS BIGINT) FROM {Record._meta.db_table} "  # noqa: S608
+            f"WHERE connection_id = %s AND kind = %s AND commerce_entity_id = %s) AS p"
+        )
+        params += [connection_id, ORDER, placeholder]
+    with db_connection.cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(parts), params)
+        rows = cursor.fetchall()
+    earlier = next(((pk, record_id) for tag, pk, record_id in rows if tag == "d"), None)
+    return earlier, any(tag == "p" for tag, _, _ in rows)
+
+
+def _keyed(connection: Connection, document: SalesDocument, *, placeholder_known: bool | None = None) -> SalesDocument:
     """Give a document its record key. Orders from "before" hooks have no entity id yet: they are keyed by
     number; when the real id arrives, the placeholder record takes it, so there is still one record."""
     if document.kind != ORDER or not document.increment_id:
@@ -209,7 +235,8 @@ def _keyed(connection: Connection, document: SalesDocument) -> SalesDocument:
     if not document.entity_id:
         known = records.filter(commerce_number=document.increment_id).values_list("commerce_entity_id", flat=True)
         return dataclasses.replace(document, entity_id=known.first() or placeholder)
-    records.filter(commerce_entity_id=placeholder).update(commerce_entity_id=document.entity_id)
+    if placeholder_known is not False:  # None: not looked up yet
+        records.filter(commerce_entity_id=placeholder).update(commerce_entity_id=document.entity_id)
     return document
 
 
