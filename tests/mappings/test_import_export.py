@@ -286,3 +286,14 @@ def test_import_rules_command_refuses_unknown_connections_and_formats(tmp_path):
         call_command("import_rules", "nope", str(path))
     with pytest.raises(CommandError, match="name it .csv or .xlsx"):
         call_command("import_rules", connection.slug, str(path))
+
+
+def test_the_readme_example_file_imports():
+    from pathlib import Path
+
+    connection = make_connection(slug="acme-us")
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    example = readme.split("## Mappings", 1)[1].split("```csv\n", 1)[1].split("```", 1)[0]
+    report = rules_import(content=example.encode(), file_format="csv", actor="t", connection=connection)
+    assert report.ok, report.issues
+    assert ProductRule.objects.get(connection=connection).segments == {"account": "4110", "product": "0015"}
