@@ -117,6 +117,29 @@ class RuleBase(models.Model):
         return out
 
 
+def natural_key_constraints(model_name: str, message: str, *key: Any) -> list[models.UniqueConstraint]:
+    """Unique (connection, key..., effective_from), with a blank effective_from counting as one value.
+
+    Two constraints rather than NULLS NOT DISTINCT, which SQLite (the no-configuration run) lacks: one for
+    dated rows, a partial one for undated rows."""
+    return [
+        models.UniqueConstraint(
+            "connection",
+            *key,
+            "effective_from",
+            name=f"mappings_{model_name}_key_dated",
+            violation_error_message=message,
+        ),
+        models.UniqueConstraint(
+            "connection",
+            *key,
+            condition=models.Q(effective_from__isnull=True),
+            name=f"mappings_{model_name}_key_undated",
+            violation_error_message=message,
+        ),
+    ]
+
+
 def _periods_overlap(a_from, a_to, b_from, b_to) -> bool:
     """Inclusive date ranges; None is open on that side."""
     a_starts_in_time = a_from is None or b_to is None or a_from <= b_to
@@ -156,17 +179,12 @@ class CustomerRule(RuleBase):
 
     class Meta:
         ordering = ["connection", "match_type", "match_value", "effective_from"]
-        constraints = [
-            models.UniqueConstraint(
-                "connection",
-                "match_type",
-                Lower("match_value"),
-                "effective_from",
-                name="mappings_customerrule_natural_key",
-                nulls_distinct=False,
-                violation_error_message="A customer rule with this match and start date already exists.",
-            )
-        ]
+        constraints = natural_key_constraints(
+            "customerrule",
+            "A customer rule with this match and start date already exists.",
+            "match_type",
+            Lower("match_value"),
+        )
 
     def __str__(self) -> str:
         what = "default" if self.match_type == "default" else f"{self.match_type}={self.match_value}"
@@ -198,17 +216,12 @@ class ProductRule(RuleBase):
 
     class Meta:
         ordering = ["connection", "match_type", "match_value", "effective_from"]
-        constraints = [
-            models.UniqueConstraint(
-                "connection",
-                "match_type",
-                Lower("match_value"),
-                "effective_from",
-                name="mappings_productrule_natural_key",
-                nulls_distinct=False,
-                violation_error_message="A product rule with this match and start date already exists.",
-            )
-        ]
+        constraints = natural_key_constraints(
+            "productrule",
+            "A product rule with this match and start date already exists.",
+            "match_type",
+            Lower("match_value"),
+        )
 
     def __str__(self) -> str:
         what = "default" if self.match_type == "default" else f"{self.match_type}={self.match_value}"
@@ -254,17 +267,12 @@ class StoreRule(RuleBase):
 
     class Meta:
         ordering = ["connection", "match_type", "match_value", "effective_from"]
-        constraints = [
-            models.UniqueConstraint(
-                "connection",
-                "match_type",
-                Lower("match_value"),
-                "effective_from",
-                name="mappings_storerule_natural_key",
-                nulls_distinct=False,
-                violation_error_message="A store rule with this match and start date already exists.",
-            )
-        ]
+        constraints = natural_key_constraints(
+            "storerule",
+            "A store rule with this match and start date already exists.",
+            "match_type",
+            Lower("match_value"),
+        )
 
     def __str__(self) -> str:
         what = "default" if self.match_type == "default" else f"{self.match_type}={self.match_value}"
@@ -303,14 +311,9 @@ class AccountTemplate(RuleBase):
 
     class Meta:
         ordering = ["connection", "account_class", "effective_from"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["connection", "account_class", "effective_from"],
-                name="mappings_accounttemplate_natural_key",
-                nulls_distinct=False,
-                violation_error_message="A template for this account class and start date already exists.",
-            )
-        ]
+        constraints = natural_key_constraints(
+            "accounttemplate", "A template for this account class and start date already exists.", "account_class"
+        )
 
     def __str__(self) -> str:
         return f"{self.get_account_class_display()} template"
@@ -351,14 +354,7 @@ class SegmentLayout(RuleBase):
 
     class Meta:
         ordering = ["connection", "effective_from"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["connection", "effective_from"],
-                name="mappings_segmentlayout_natural_key",
-                nulls_distinct=False,
-                violation_error_message="A segment layout with this start date already exists.",
-            )
-        ]
+        constraints = natural_key_constraints("segmentlayout", "A segment layout with this start date already exists.")
 
     def __str__(self) -> str:
         return f"layout {self.delimiter.join(self.names)}"

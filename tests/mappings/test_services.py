@@ -327,3 +327,16 @@ def test_preview_of_a_ready_plan_says_so():
     assert "Ready to post" in html
     assert "01-000-4110-0015-20" in html
     assert "2609.98" in html
+
+
+@pytest.mark.parametrize("effective_from", [None, date(2026, 1, 1)])
+def test_the_database_refuses_a_second_rule_with_the_same_match_and_start(effective_from):
+    from django.db import IntegrityError, transaction
+
+    connection = make_connection()
+    values = {"connection": connection, "match_type": "sku", "match_value": "LAP-15", "effective_from": effective_from}
+    ProductRule.objects.create(**values)
+    with pytest.raises(ValidationError, match="already exists"):
+        ProductRule(**{**values, "match_value": "lap-15", "enabled": False}).full_clean()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        ProductRule.objects.create(**{**values, "match_value": "lap-15", "enabled": False})
