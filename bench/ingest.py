@@ -1,0 +1,378 @@
+"""Benchmark of the Commerce webhook receiver (issue 4).
+
+Drives signed, distinct order webhooks at 16 concurrent connections against
+  * the connector: gunicorn + config.wsgi + PostgreSQL (database bench_ingest, migrated here), and
+  * the floor: a bare WSGI app (bench/floor.py) doing the same HMAC check and one INSERT (database bench_floor),
+under the same gunicorn settings, one after the other, and reports requests/s, p50/p99 latency, rows stored
+against 200s answered, and the ratio to the floor. Writes bench/results/ingest-<time>.json and exits 1 when a
+target is missed: >= 1000 deliveries/s, p99 <= 25 ms, >= 0.5 of the floor, zero answered-but-not-stored.
+
+    .venv/bin/python bench/ingest.py [--duration 15] [--workers N] [--worker-class sync|gthread] [--threads T]
+
+Uses wrk (with bench/signed.lua) when installed (`apt-get install -y wrk`), else a Python client (which then
+competes for the same two cores and understates both sides). Loopback only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+PG = os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
+SECRET = "bench-hmac-secret-0123456789"
+SLUG = "bench"
+CONNECTIONS = 16
+TARGETS = {"requests_per_s": 1000.0, "p99_ms": 25.0, "floor_ratio": 0.5}
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def ensure_database(name: str) -> str:
+    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+    return f"{PG}/{name}"
+
+
+def django_env(args: argparse.Namespace) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="config.settings",
+        DATABASE_URL=ensure_database("bench_ingest").replace("postgresql://", "postgres://"),
+        SECRET_KEY="bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
+        FERNET_KEYS="bench-only-fernet-key",
+        DEBUG="0",
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        SECURE_COOKIES="0",
+        CELERY_BROKER_URL=args.broker,
+        LOG_LEVEL="WARNING",
+        DB_CONN_MAX_AGE="600",
+        CONNECTOR_WEBHOOK_CACHE_SECONDS="5",
+        PYTHONPATH=str(ROOT),
+    )
+    env.pop("REDIS_URL", None)
+    return env
+
+
+def prepare_django(env: dict[str, str]) -> None:
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
+    script = f"""
+import django
+django.setup()
+from django.db import connection
+from connector.models import Connection, WebhookKey
+with connection.cursor() as c:
+    c.execute("TRUNCATE commerce_delivery, commerce_deliveryrejection, connector_record, audit_auditevent CASCADE")
+conn, _ = Connection.objects.update_or_create(slug={SLUG!r}, defaults=dict(
+    name="Benchmark shop", enabled=True, fusion_base_url="https://bench.fa.us2.oraclecloud.com",
+    fusion_token_url="https://idcs-bench.identity.oraclecloud.com/oauth2/v1/token", fusion_client_id="bench",
+    commerce_base_url="https://shop.example.com", commerce_consumer_key="bench"))
+WebhookKey.objects.filter(connection=conn).delete()
+WebhookKey.objects.create(connection=conn, scheme="hmac", secret={SECRET!r}, label="bench",
+                          header_name="X-Commerce-Signature", encoding="hex")
+"""
+    subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, check=True)
+
+
+def prepare_floor() -> str:
+    dsn = ensure_database("bench_floor")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        from floor import SCHEMA  # noqa: PLC0415  (bench/ is on sys.path when run as a script)
+
+        conn.execute(SCHEMA)
+        conn.execute("TRUNCATE deliveries")
+    return dsn
+
+
+def stored(kind: str, prefix: str) -> int:
+    if kind == "connector":
+        sql = "SELECT count(*) FROM commerce_delivery WHERE status = 'accepted' AND request_id LIKE %s"
+        dsn = f"{PG}/bench_ingest"
+    else:
+        sql = "SELECT count(*) FROM deliveries WHERE request_id LIKE %s"
+        dsn = f"{PG}/bench_floor"
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(sql, (prefix + "%",)).fetchone()[0]
+
+
+def records_stored(prefix: str) -> int:
+    with psycopg.connect(f"{PG}/bench_ingest") as conn:
+        return conn.execute(
+            "SELECT count(*) FROM connector_record r JOIN commerce_delivery d ON d.record_id = r.id "
+            "WHERE d.status = 'accepted' AND d.request_id LIKE %s",
+            (prefix + "%",),
+        ).fetchone()[0]
+
+
+def write_bodies(path: Path, *, count: int, prefix: str, first_id: int) -> None:
+    order = json.loads((ROOT / "tests/fixtures/commerce/order_place_after.json").read_text())
+    with path.open("w") as out:
+        for n in range(count):
+            entity = first_id + n
+            order["data"]["order"].update(entity_id=str(entity), increment_id=f"{entity:09d}")
+            order["data"]["data_object"].update(entity_id=str(entity), increment_id=f"{entity:09d}")
+            body = json.dumps(order, separators=(",", ":"))
+            signature = hmac.new(SECRET.encode(), body.encode(), hashlib.sha256).hexdigest()
+            out.write(f"{signature}\t{prefix}{n}\t{body}\n")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_gunicorn(app: str, env: dict[str, str], args: argparse.Namespace) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    cmd = [sys.executable, "-m", "gunicorn", app, "--bind", f"127.0.0.1:{port}", "--workers", str(args.workers),
+           "--worker-class", args.worker_class, "--log-level", "warning", "--timeout", "30"]
+    if args.worker_class == "gthread":
+        cmd += ["--threads", str(args.threads)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"gunicorn for {app} exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                break
+        except OSError:
+            time.sleep(0.2)
+    time.sleep(1.0)  # let every worker boot
+    return proc, port
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def drive_wrk(port: int, path: str, bodies: Path, seconds: float) -> dict:
+    env = dict(os.environ, BENCH_BODIES=str(bodies), BENCH_PATH=path, BENCH_THREADS="2")
+    cmd = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{int(seconds)}s", "--timeout", "5s", "-s", str(BENCH / "signed.lua"),
+           f"http://127.0.0.1:{port}"]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+    line = next(x for x in out.splitlines() if x.startswith("BENCH_RESULT "))
+    raw = json.loads(line.split(" ", 1)[1])
+    errors = raw["connect_errors"] + raw["read_errors"] + raw["write_errors"] + raw["timeouts"]
+    return {
+        "client": "wrk",
+        "answered": raw["requests"],
+        "ok_200": raw["requests"] - raw["non_2xx"],
+        "non_2xx": raw["non_2xx"],
+        "socket_errors": errors,
+        "seconds": raw["duration_us"] / 1e6,
+        "p50_ms": raw["p50_us"] / 1000,
+        "p90_ms": raw["p90_us"] / 1000,
+        "p99_ms": raw["p99_us"] / 1000,
+        "max_ms": raw["max_us"] / 1000,
+    }
+
+
+def drive_python(port: int, path: str, bodies: Path, seconds: float) -> dict:
+    lines = bodies.read_text().splitlines()
+    latencies: list[float] = []
+    counts = {"ok": 0, "other": 0, "errors": 0}
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+
+    def worker(share: list[str]) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        mine: list[float] = []
+        ok = other = errors = 0
+        for line in share:
+            if time.monotonic() >= deadline:
+                break
+            signature, request_id, body = line.split("\t", 2)
+            started = time.perf_counter()
+            try:
+                conn.request("POST", path, body=body.encode(), headers={
+                    "Content-Type": "application/json", "X-Commerce-Signature": signature,
+                    "x-adobe-commerce-request-id": request_id})
+                response = conn.getresponse()
+                response.read()
+            except OSError:
+                errors += 1
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                continue
+            mine.append(time.perf_counter() - started)
+            if response.status == 200:
+                ok += 1
+            else:
+                other += 1
+        with lock:
+            latencies.extend(mine)
+            counts["ok"] += ok
+            counts["other"] += other
+            counts["errors"] += errors
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=worker, args=(lines[i::CONNECTIONS],)) for i in range(CONNECTIONS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.monotonic() - started
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        return latencies[min(len(latencies) - 1, int(len(latencies) * p))] * 1000 if latencies else 0.0
+
+    return {
+        "client": "python-threads",
+        "answered": counts["ok"] + counts["other"],
+        "ok_200": counts["ok"],
+        "non_2xx": counts["other"],
+        "socket_errors": counts["errors"],
+        "seconds": elapsed,
+        "p50_ms": pct(0.50),
+        "p90_ms": pct(0.90),
+        "p99_ms": pct(0.99),
+        "max_ms": latencies[-1] * 1000 if latencies else 0.0,
+    }
+
+
+def run_side(name: str, app: str, env: dict[str, str], path: str, args: argparse.Namespace, tmp: Path) -> dict:
+    run_id = datetime.now(UTC).strftime("%H%M%S")
+    expected = int(args.duration * 4000) + 1000  # more distinct orders than the server can take in the time
+    warm, measured = tmp / f"{name}-warm.tsv", tmp / f"{name}.tsv"
+    write_bodies(warm, count=3000, prefix=f"warm-{name}-{run_id}-", first_id=10_000_000)
+    write_bodies(measured, count=expected, prefix=f"run-{name}-{run_id}-", first_id=20_000_000)
+    drive = drive_wrk if shutil.which("wrk") and not args.python_client else drive_python
+    proc, port = start_gunicorn(app, env, args)
+    try:
+        log(f"{name}: warming up on port {port}")
+        drive(port, path, warm, 3)
+        log(f"{name}: measuring for {args.duration:.0f} s")
+        result = drive(port, path, measured, args.duration)
+        time.sleep(0.5)  # the last in-flight requests finish their commit
+    finally:
+        stop(proc)
+    result["rows_stored"] = stored(name, f"run-{name}-{run_id}-")
+    if name == "connector":
+        result["records_stored"] = records_stored(f"run-{name}-{run_id}-")
+    result["requests_per_s"] = result["ok_200"] / result["seconds"]
+    # Requests still in flight when the client stopped may be stored without their 200 being counted, so
+    # rows >= 200s; the invariant is that no 200 was answered for a delivery that is not stored.
+    result["answered_but_not_stored"] = max(0, result["ok_200"] - result["rows_stored"])
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    cores = os.cpu_count() or 2
+    parser.add_argument("--duration", type=float, default=15.0, help="seconds of measurement per side")
+    parser.add_argument("--workers", type=int, default=2 * cores, help="gunicorn workers (default 2 x cores)")
+    parser.add_argument("--worker-class", default="sync", choices=["sync", "gthread"])
+    parser.add_argument("--threads", type=int, default=4, help="threads per worker with gthread")
+    parser.add_argument("--broker", default="redis://127.0.0.1:6379/5", help="Celery broker for the wake-ups")
+    parser.add_argument("--python-client", action="store_true", help="use the Python client even if wrk exists")
+    args = parser.parse_args()
+
+    sys.path.insert(0, str(BENCH))
+    env = django_env(args)
+    log("preparing databases bench_ingest (migrate) and bench_floor")
+    prepare_django(env)
+    floor_dsn = prepare_floor()
+    floor_env = dict(os.environ, BENCH_FLOOR_DSN=floor_dsn, BENCH_SECRET=SECRET, PYTHONPATH=str(BENCH))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        floor = run_side("floor", "floor:app", floor_env, "/", args, Path(tmp))
+        connector = run_side("connector", "config.wsgi", env, f"/webhooks/commerce/{SLUG}/", args, Path(tmp))
+    _drain_wakeups(args.broker)
+
+    ratio = connector["requests_per_s"] / floor["requests_per_s"] if floor["requests_per_s"] else 0.0
+    checks = {
+        "requests_per_s >= 1000": connector["requests_per_s"] >= TARGETS["requests_per_s"],
+        "p99 <= 25 ms": connector["p99_ms"] <= TARGETS["p99_ms"],
+        "ratio to floor >= 0.5": ratio >= TARGETS["floor_ratio"],
+        "zero answered-but-not-stored": connector["answered_but_not_stored"] == 0 and connector["non_2xx"] == 0,
+    }
+    report = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cores": os.cpu_count(), "python": sys.version.split()[0]},
+        "setup": {"connections": CONNECTIONS, "duration_s": args.duration, "workers": args.workers,
+                  "worker_class": args.worker_class, "threads": args.threads if args.worker_class == "gthread" else 1,
+                  "broker": args.broker.split("@")[-1]},
+        "floor": floor,
+        "connector": connector,
+        "ratio_to_floor": round(ratio, 3),
+        "targets": TARGETS,
+        "checks": checks,
+        "passed": all(checks.values()),
+    }
+    _print_table(report)
+    out_dir = BENCH / "results"
+    out_dir.mkdir(exist_ok=True)
+    out = out_dir / f"ingest-{datetime.now(UTC):%Y%m%d-%H%M%S}.json"
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwritten {out.relative_to(ROOT)}")
+    return 0 if report["passed"] else 1
+
+
+def _drain_wakeups(broker: str) -> None:
+    """The connector published one wake-up per record; nobody consumes them here."""
+    if not broker.startswith("redis://"):
+        return
+    try:
+        import redis
+
+        redis.Redis.from_url(broker).delete("celery")
+    except Exception as exc:  # a leftover queue is harmless
+        log(f"could not drain the benchmark wake-ups: {exc}")
+
+
+def _print_table(report: dict) -> None:
+    rows = [("", "floor (bare WSGI)", "connector (Django)")]
+    for key, label, fmt in (
+        ("requests_per_s", "requests/s (200)", "{:.0f}"),
+        ("p50_ms", "p50 ms", "{:.2f}"),
+        ("p90_ms", "p90 ms", "{:.2f}"),
+        ("p99_ms", "p99 ms", "{:.2f}"),
+        ("max_ms", "max ms", "{:.1f}"),
+        ("ok_200", "200s answered", "{}"),
+        ("non_2xx", "non-2xx", "{}"),
+        ("socket_errors", "socket errors", "{}"),
+        ("rows_stored", "rows stored", "{}"),
+        ("answered_but_not_stored", "answered, not stored", "{}"),
+    ):
+        rows.append((label, fmt.format(report["floor"][key]), fmt.format(report["connector"][key])))
+    rows.append(("records created", "-", str(report["connector"].get("records_stored", "-"))))
+    width = [max(len(r[i]) for r in rows) for i in range(3)]
+    setup = report["setup"]
+    print(f"\nCommerce webhook ingest, {setup['connections']} connections, {setup['duration_s']:.0f} s, gunicorn "
+          f"{setup['workers']} x {setup['worker_class']}, client {report['connector']['client']}")
+    for r in rows:
+        print(f"  {r[0]:<{width[0]}}  {r[1]:>{width[1]}}  {r[2]:>{width[2]}}")
+    print(f"  ratio to floor: {report['ratio_to_floor']:.2f}")
+    for name, ok in report["checks"].items():
+        print(f"  [{'ok' if ok else 'MISSED'}] {name}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
