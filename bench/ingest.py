@@ -143,8 +143,22 @@ def free_port() -> int:
 
 def start_gunicorn(app: str, env: dict[str, str], args: argparse.Namespace) -> tuple[subprocess.Popen, int]:
     port = free_port()
-    cmd = [sys.executable, "-m", "gunicorn", app, "--bind", f"127.0.0.1:{port}", "--workers", str(args.workers),
-           "--worker-class", args.worker_class, "--log-level", "warning", "--timeout", "30"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        app,
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(args.workers),
+        "--worker-class",
+        args.worker_class,
+        "--log-level",
+        "warning",
+        "--timeout",
+        "30",
+    ]
     if args.worker_class == "gthread":
         cmd += ["--threads", str(args.threads)]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
@@ -173,8 +187,17 @@ def stop(proc: subprocess.Popen) -> None:
 
 def drive_wrk(port: int, path: str, bodies: Path, seconds: float) -> dict:
     env = dict(os.environ, BENCH_BODIES=str(bodies), BENCH_PATH=path, BENCH_THREADS="2")
-    cmd = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{int(seconds)}s", "--timeout", "5s", "-s", str(BENCH / "signed.lua"),
-           f"http://127.0.0.1:{port}"]
+    cmd = [
+        "wrk",
+        "-t2",
+        f"-c{CONNECTIONS}",
+        f"-d{int(seconds)}s",
+        "--timeout",
+        "5s",
+        "-s",
+        str(BENCH / "signed.lua"),
+        f"http://127.0.0.1:{port}",
+    ]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
     line = next(x for x in out.splitlines() if x.startswith("BENCH_RESULT "))
     raw = json.loads(line.split(" ", 1)[1])
@@ -210,9 +233,16 @@ def drive_python(port: int, path: str, bodies: Path, seconds: float) -> dict:
             signature, request_id, body = line.split("\t", 2)
             started = time.perf_counter()
             try:
-                conn.request("POST", path, body=body.encode(), headers={
-                    "Content-Type": "application/json", "X-Commerce-Signature": signature,
-                    "x-adobe-commerce-request-id": request_id})
+                conn.request(
+                    "POST",
+                    path,
+                    body=body.encode(),
+                    headers={
+                        "Content-Type": "application/json",
+                        "X-Commerce-Signature": signature,
+                        "x-adobe-commerce-request-id": request_id,
+                    },
+                )
                 response = conn.getresponse()
                 response.read()
             except OSError:
@@ -316,9 +346,14 @@ def main() -> int:
     report = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cores": os.cpu_count(), "python": sys.version.split()[0]},
-        "setup": {"connections": CONNECTIONS, "duration_s": args.duration, "workers": args.workers,
-                  "worker_class": args.worker_class, "threads": args.threads if args.worker_class == "gthread" else 1,
-                  "broker": args.broker.split("@")[-1]},
+        "setup": {
+            "connections": CONNECTIONS,
+            "duration_s": args.duration,
+            "workers": args.workers,
+            "worker_class": args.worker_class,
+            "threads": args.threads if args.worker_class == "gthread" else 1,
+            "broker": args.broker.split("@")[-1],
+        },
         "floor": floor,
         "connector": connector,
         "ratio_to_floor": round(ratio, 3),
@@ -365,8 +400,10 @@ def _print_table(report: dict) -> None:
     rows.append(("records created", "-", str(report["connector"].get("records_stored", "-"))))
     width = [max(len(r[i]) for r in rows) for i in range(3)]
     setup = report["setup"]
-    print(f"\nCommerce webhook ingest, {setup['connections']} connections, {setup['duration_s']:.0f} s, gunicorn "
-          f"{setup['workers']} x {setup['worker_class']}, client {report['connector']['client']}")
+    print(
+        f"\nCommerce webhook ingest, {setup['connections']} connections, {setup['duration_s']:.0f} s, gunicorn "
+        f"{setup['workers']} x {setup['worker_class']}, client {report['connector']['client']}"
+    )
     for r in rows:
         print(f"  {r[0]:<{width[0]}}  {r[1]:>{width[1]}}  {r[2]:>{width[2]}}")
     print(f"  ratio to floor: {report['ratio_to_floor']:.2f}")
