@@ -435,6 +435,31 @@ def rules_import(
     return report
 
 
+def _workbook(sheets: list[tablib.Dataset]) -> bytes:
+    """One sheet per kind. Every cell is text, so a note starting with "=" stays a note rather than
+    becoming a formula Excel would run (and the file still imports back unchanged)."""
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    book = Workbook()
+    book.remove(book.active)
+    for dataset in sheets:
+        sheet = book.create_sheet(title=dataset.title)
+        sheet.append(list(dataset.headers))
+        for cell in sheet[1]:
+            cell.font = Font(bold=True)
+        for row in dataset:
+            sheet.append(["" if value is None else str(value) for value in row])
+        for row in sheet.iter_rows(min_row=2):
+            for cell in row:
+                if cell.data_type == "f":
+                    cell.data_type = "s"
+        sheet.freeze_panes = "A2"
+    stream = io.BytesIO()
+    book.save(stream)
+    return stream.getvalue()
+
+
 def rules_export(*, connection: Connection, file_format: str = "csv", kinds: tuple[str, ...] = KINDS) -> bytes:
     """The connection's rules as one CSV (a kind column tells the rows apart) or one XLSX sheet per kind.
     Importing the result back changes nothing."""
@@ -449,7 +474,7 @@ def rules_export(*, connection: Connection, file_format: str = "csv", kinds: tup
             dataset.title = kind
             sheets.append(dataset)
     if file_format == "xlsx":
-        return tablib.Databook(sheets).export("xlsx")
+        return _workbook(sheets)
     # One CSV for all kinds: kind and connection first, each kind's own columns, the common ones last.
     common = ("effective_from", "effective_to", "enabled", "notes")
     headers: list[str] = ["kind", "connection"]

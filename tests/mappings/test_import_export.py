@@ -297,3 +297,16 @@ def test_the_readme_example_file_imports():
     report = rules_import(content=example.encode(), file_format="csv", actor="t", connection=connection)
     assert report.ok, report.issues
     assert ProductRule.objects.get(connection=connection).segments == {"account": "4110", "product": "0015"}
+
+
+def test_a_value_that_looks_like_a_formula_stays_text_in_the_workbook():
+    connection = mapped_connection()
+    ProductRule.objects.filter(match_value="LAP-15").update(notes='=HYPERLINK("http://evil.example","x")')
+    content = rules_export(connection=connection, file_format="xlsx")
+    sheet = openpyxl.load_workbook(io.BytesIO(content))["product"]
+    notes = [row[-1] for row in sheet.iter_rows(min_row=2)]
+    assert any(c.value == '=HYPERLINK("http://evil.example","x")' and c.data_type == "s" for c in notes)
+    events = AuditEvent.objects.count()
+    report = rules_import(content=content, file_format="xlsx", actor="t", connection=connection)
+    assert report.ok and report.counts["product"] == {"skip": 2}
+    assert AuditEvent.objects.count() == events
