@@ -339,7 +339,9 @@ class AccountTemplate(RuleBase):
 class SegmentLayout(RuleBase):
     segment_names = models.CharField(
         max_length=500,
-        help_text="Segment names in chart-of-accounts order, comma separated, e.g. company, department, account",
+        help_text="Segment names in chart-of-accounts order, comma separated, e.g. company, department, account. "
+        "Use the segment codes of the Fusion chart of accounts (the attribute names accountCombinationsLOV "
+        "returns): the combination check looks them up by these names.",
     )
     delimiter = models.CharField(max_length=3, default="-")
     winners = models.JSONField(
