@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
+from .diagnostics import connection_test
 from .forms import ConnectionForm, WebhookKeyForm
 from .models import SECRET_FIELDS, Connection, WebhookKey
 from .services import (
@@ -88,7 +89,7 @@ class ConnectionAdmin(admin.ModelAdmin):
     list_filter = ("enabled", "commerce_deployment", "journal_mode")
     search_fields = ("name", "slug", "fusion_base_url", "commerce_base_url")
     readonly_fields = ("commerce_backfill_watermark", "fusion_sync_watermark", "created_at", "updated_at")
-    actions = ["enable_connections", "disable_connections"]
+    actions = ["test_connections", "enable_connections", "disable_connections"]
     save_on_top = True
     fieldsets = (
         ("General", {"fields": ("slug", "name", "enabled")}),
@@ -203,6 +204,16 @@ class ConnectionAdmin(admin.ModelAdmin):
     def delete_queryset(self, request, queryset):
         for connection in queryset:
             connection_delete(connection=connection, actor=request.user, via="admin")
+
+    @admin.action(
+        description="Test the selected connections (sign in and read once on each side)", permissions=["change"]
+    )
+    def test_connections(self, request, queryset):
+        for connection in queryset:
+            result = connection_test(connection=connection, actor=request.user)
+            for side in result.sides:
+                level = messages.SUCCESS if side.ok else messages.ERROR
+                self.message_user(request, f"{connection.name} — {side.system}: {side.message}", level)
 
     @admin.action(description="Enable the selected connections", permissions=["change"])
     def enable_connections(self, request, queryset):

@@ -311,3 +311,21 @@ def test_without_throttling_the_right_password_still_works_after_failures(client
         client.post(login, {"username": "admin", "password": "wrong", "next": "/admin/"})
     response = client.post(login, {"username": "admin", "password": "the-right-password", "next": "/admin/"})
     assert response.status_code == 302
+
+
+def test_test_connection_action_reports_each_side_in_plain_words(client, superuser, allow_local_endpoints):
+    from tests.mockservers import MockCommerce, MockFusion, mock_connection, running
+
+    with running(MockFusion(seed=1)) as fusion, running(MockCommerce(seed=1)) as commerce:
+        connection = mock_connection(fusion, commerce, fusion_client_secret="not-the-fusion-secret")
+        response = client.post(
+            reverse("admin:connector_connection_changelist"),
+            {"action": "test_connections", "_selected_action": [connection.pk]},
+            follow=True,
+        )
+    shown = [(m.level_tag, m.message) for m in response.context["messages"]]
+    fusion_message, commerce_message = shown
+    assert fusion_message[0] == "error" and "refused the client id or client secret" in fusion_message[1]
+    assert commerce_message[0] == "success" and commerce_message[1].startswith(f"{connection.name} — Commerce: OK")
+    assert_no_secret_in(response.content.decode(), secrets=("not-the-fusion-secret", commerce.consumer_secret))
+    assert AuditEvent.objects.get(action="connection.tested").user_id == superuser.pk
