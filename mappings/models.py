@@ -117,7 +117,7 @@ class RuleBase(models.Model):
         return out
 
 
-def natural_key_constraints(model_name: str, message: str, *key: Any) -> list[models.UniqueConstraint]:
+def natural_key_constraints(model_name: str, message: str, *key: Any) -> list[models.BaseConstraint]:
     """Unique (connection, key..., effective_from), with a blank effective_from counting as one value.
 
     Two constraints rather than NULLS NOT DISTINCT, which SQLite (the no-configuration run) lacks: one for
