@@ -18,3 +18,5 @@ STORAGES = {
 CELERY_BROKER_URL = os.environ.get("TEST_CELERY_BROKER_URL", "memory://")
 CELERY_BROKER_TRANSPORT_OPTIONS = {}
 AXES_ENABLED = os.environ.get("TEST_AXES_ENABLED", "0") == "1"
+# Static files are not collected for tests: serve nothing through WhiteNoise.
+MIDDLEWARE = [m for m in MIDDLEWARE if m != "whitenoise.middleware.WhiteNoiseMiddleware"]  # noqa: F405
