@@ -57,7 +57,9 @@ def test_the_trail_is_searchable_and_filterable(superuser_client, event):
     assert actions(action="record.received") == {"record.received"}
     assert actions(outcome="success") == {"connection.updated", "record.received"}
     assert actions(connection__id__exact=event.connection_id) == {"connection.updated"}
-    assert actions(**{"occurred_at__gte": event.occurred_at.date().isoformat()}) >= {"connection.updated"}
+    midnight = event.occurred_at.replace(hour=0, minute=0, second=0, microsecond=0)
+    assert actions(occurred_at__gte=str(midnight)) >= {"connection.updated"}  # the date filter's "Today"
+    assert actions(occurred_at__lt=str(midnight)) == set()
 
 
 def test_finance_can_read_the_trail(client, event):
