@@ -329,3 +329,23 @@ def test_test_connection_action_reports_each_side_in_plain_words(client, superus
     assert commerce_message[0] == "success" and commerce_message[1].startswith(f"{connection.name} — Commerce: OK")
     assert_no_secret_in(response.content.decode(), secrets=("not-the-fusion-secret", commerce.consumer_secret))
     assert AuditEvent.objects.get(action="connection.tested").user_id == superuser.pk
+
+
+def test_removing_a_webhook_key_in_the_inline_is_audited(client, superuser, connection):
+    key = connection.webhook_keys.get()
+    data = form_data(connection, keys=[key])
+    data["webhook_keys-0-DELETE"] = "on"
+    response = client.post(change_url(connection), data)
+    assert response.status_code == 302
+    assert not WebhookKey.objects.filter(pk=key.pk).exists()
+    event = AuditEvent.objects.get(action="webhook_key.deleted")
+    assert (event.connection_id, event.target_id, event.data["label"]) == (connection.pk, str(key.pk), "primary")
+
+
+def test_deleting_a_connection_is_audited_and_the_trail_survives_it(client, superuser, connection):
+    pk = connection.pk
+    response = client.post(reverse("admin:connector_connection_delete", args=[pk]), {"post": "yes"})
+    assert response.status_code == 302
+    assert not Connection.objects.filter(pk=pk).exists()
+    event = AuditEvent.objects.get(action="connection.deleted")
+    assert event.connection_id == pk and event.data["slug"] == connection.slug
