@@ -159,6 +159,8 @@ def _connection_failure(exc: ConnectorError, system: str, where: str) -> SideRes
 
 
 def _token_failure(exc: ConnectorError, system: str, issuer: str, where: str, scope: str) -> SideResult:
+    if exc.status is None:  # no answer to read, e.g. waiting too long for another worker's token request
+        return SideResult(system, False, f"{exc.message}. {exc.hint}".strip(), "error")
     code = _oauth_error_code(exc)
     if code == "invalid_client":
         return SideResult(
