@@ -31,7 +31,8 @@ _SECRET_WORDS = (
 _KEY_RE = re.compile(r"(^|[_\-.])key($|[_\-.s])", re.IGNORECASE)
 # user:password@ in a URL written inside free text (log messages, exception texts).
 _URL_USERINFO_RE = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/\s@?#]+@")
-_BEARER_RE = re.compile(r"(?i)\b(bearer|basic|oauth)\s+[A-Za-z0-9._~+/=\-,\"]+")
+# A credential after the scheme word is at least 8 characters, so prose like "OAuth 1.0a" stays readable.
+_BEARER_RE = re.compile(r"(?i)\b(bearer|basic|oauth)\s+(?=[A-Za-z0-9._~+/=\-,\"]{8,})[A-Za-z0-9._~+/=\-,\"]+")
 _INLINE_SECRET_RE = re.compile(
     r"(?i)\b(access_token|refresh_token|client_secret|password|oauth_signature|oauth_token|"
     r"id_token|api_key|secret)(\"?\s*[:=]\s*\"?)([^\s\"&,}]+)"

@@ -155,3 +155,11 @@ def test_apply_connection_logs_no_secret(caplog):
         }
     )
     assert_no_secret_in("\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records), SECRET_VALUES.values())
+
+
+def test_prose_naming_an_auth_scheme_stays_readable_while_credentials_are_masked():
+    from connector.redaction import redact_text
+
+    assert redact_text("Commerce refused the OAuth 1.0a signature") == "Commerce refused the OAuth 1.0a signature"
+    assert redact_text("Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.e30.sig") == "Authorization: Bearer ***"
+    assert "dXNlcjpwYXNzd29yZA" not in redact_text("Basic dXNlcjpwYXNzd29yZA==")
