@@ -287,6 +287,33 @@ def drive_python(port: int, path: str, bodies: Path, seconds: float) -> dict:
     }
 
 
+def _server_pids(master: int, database: str) -> tuple[list[int], list[int]]:
+    """The gunicorn workers and the PostgreSQL backends connected to the benchmark database."""
+    children = Path(f"/proc/{master}/task/{master}/children")
+    workers = [int(p) for p in children.read_text().split()] if children.exists() else []
+    with psycopg.connect(f"{PG}/postgres") as conn:
+        backends = [
+            r[0]
+            for r in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (database,)
+            )
+        ]
+    return workers, backends
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """utime + stime of the processes (Linux /proc); processes that are gone count zero."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
 def run_side(name: str, app: str, env: dict[str, str], path: str, args: argparse.Namespace, tmp: Path) -> dict:
     run_id = datetime.now(UTC).strftime("%H%M%S")
     expected = int(args.duration * 4000) + 1000  # more distinct orders than the server can take in the time
@@ -299,14 +326,24 @@ def run_side(name: str, app: str, env: dict[str, str], path: str, args: argparse
         log(f"{name}: warming up on port {port}")
         drive(port, path, warm, 3)
         log(f"{name}: measuring for {args.duration:.0f} s")
+        workers, backends = _server_pids(proc.pid, "bench_ingest" if name == "connector" else "bench_floor")
+        web_before, db_before, load_before = _cpu_seconds(workers), _cpu_seconds(backends), os.getloadavg()[0]
         result = drive(port, path, measured, args.duration)
         time.sleep(0.5)  # the last in-flight requests finish their commit
+        web, db = _cpu_seconds(workers) - web_before, _cpu_seconds(backends) - db_before
+        result["server_cpu_s"] = web + db
+        result["web_cpu_ms_per_delivery"] = 1000 * web / max(result["ok_200"], 1)
+        result["db_cpu_ms_per_delivery"] = 1000 * db / max(result["ok_200"], 1)
+        result["load_average"] = round((load_before + os.getloadavg()[0]) / 2, 2)
     finally:
         stop(proc)
     result["rows_stored"] = stored(name, f"run-{name}-{run_id}-")
     if name == "connector":
         result["records_stored"] = records_stored(f"run-{name}-{run_id}-")
     result["requests_per_s"] = result["ok_200"] / result["seconds"]
+    # CPU per delivery (web workers + their PostgreSQL backends): what the machine's load cannot move much.
+    result["cpu_ms_per_delivery"] = 1000 * result["server_cpu_s"] / max(result["ok_200"], 1)
+    result["cpu_bound_ceiling_per_s"] = (os.cpu_count() or 1) * 1000 / max(result["cpu_ms_per_delivery"], 1e-6)
     # Requests still in flight when the client stopped may be stored without their 200 being counted, so
     # rows >= 200s; the invariant is that no 200 was answered for a delivery that is not stored.
     result["answered_but_not_stored"] = max(0, result["ok_200"] - result["rows_stored"])
@@ -390,6 +427,11 @@ def _print_table(report: dict) -> None:
         ("p90_ms", "p90 ms", "{:.2f}"),
         ("p99_ms", "p99 ms", "{:.2f}"),
         ("max_ms", "max ms", "{:.1f}"),
+        ("cpu_ms_per_delivery", "server CPU ms/delivery", "{:.2f}"),
+        ("web_cpu_ms_per_delivery", "  of which web workers", "{:.2f}"),
+        ("db_cpu_ms_per_delivery", "  of which PostgreSQL", "{:.2f}"),
+        ("cpu_bound_ceiling_per_s", "CPU-bound ceiling/s", "{:.0f}"),
+        ("load_average", "load average (others)", "{:.1f}"),
         ("ok_200", "200s answered", "{}"),
         ("non_2xx", "non-2xx", "{}"),
         ("socket_errors", "socket errors", "{}"),

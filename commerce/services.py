@@ -271,12 +271,15 @@ def _keyed(connection: Connection, document: SalesDocument, *, placeholder_known
             raise UnreadablePayload(f"the {document.kind} has no entity_id")
         return document
     placeholder = f"{PLACEHOLDER_PREFIX}{document.increment_id}"[:64]
-    records = Record.objects.filter(connection=connection, kind=document.kind)
     if not document.entity_id:
-        known = records.filter(commerce_number=document.increment_id).values_list("commerce_entity_id", flat=True)
+        known = Record.objects.filter(
+            connection=connection, kind=document.kind, commerce_number=document.increment_id
+        ).values_list("commerce_entity_id", flat=True)
         return dataclasses.replace(document, entity_id=known.first() or placeholder)
     if placeholder_known is not False:  # None: not looked up yet
-        records.filter(commerce_entity_id=placeholder).update(commerce_entity_id=document.entity_id)
+        Record.objects.filter(connection=connection, kind=document.kind, commerce_entity_id=placeholder).update(
+            commerce_entity_id=document.entity_id
+        )
     return document
 
 
