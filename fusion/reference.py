@@ -121,7 +121,7 @@ def reference_refresh(*, connection: Connection, client, segment_names: Sequence
     return {"sites": sites, "combinations": combinations}
 
 
-def _fresh(obj, now: datetime) -> bool:
+def _fresh(obj: CustomerAccount | AccountCombination | None, now: datetime) -> bool:
     return obj is not None and now - obj.fetched_at < MAX_CACHE_AGE
 
 
@@ -148,7 +148,7 @@ def combination_lookup(
 def customer_site_lookup(*, connection: Connection, client, account_number: str, site: str) -> CustomerAccount | None:
     now = timezone.now()
     cached = CustomerAccount.objects.filter(connection=connection, account_number=account_number, site=site).first()
-    if _fresh(cached, now) and cached.active:
+    if cached is not None and cached.active and _fresh(cached, now):
         return cached
     q = q_expr(("AccountNumber", "=", account_number))
     found = None
@@ -193,14 +193,14 @@ def reference_check(
                 )
             )
     for combination in dict.fromkeys(combinations):
-        found = combination_lookup(
+        combo = combination_lookup(
             connection=connection,
             client=client,
             combination=combination,
             segment_names=segment_names,
             delimiter=delimiter,
         )
-        if found is None:
+        if combo is None:
             problems.append(
                 ReferenceProblem(
                     "combination_unknown",
@@ -209,7 +209,7 @@ def reference_check(
                 )
             )
             continue
-        reason = found.unusable_reason(on)
+        reason = combo.unusable_reason(on)
         if reason:
             problems.append(
                 ReferenceProblem(
