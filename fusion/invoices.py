@@ -31,6 +31,20 @@ def _num(value: Decimal) -> float | int:
     return int(value) if value == value.to_integral_value() else float(value)
 
 
+def _conversion_fields(plan: PostingPlan) -> dict[str, Any]:
+    """The conversion fields for a foreign-currency document (none when it is in the ledger currency)."""
+    conversion = plan.header.conversion
+    if conversion is None:
+        return {}
+    fields: dict[str, Any] = {
+        "ConversionRateType": conversion.rate_type,
+        "ConversionDate": conversion.conversion_date.isoformat(),
+    }
+    if conversion.rate is not None:
+        fields["ConversionRate"] = _num(conversion.rate)
+    return fields
+
+
 def resource_for(plan: PostingPlan) -> str:
     return CREDIT_MEMOS if plan.is_credit_memo else INVOICES
 
@@ -54,11 +68,7 @@ def invoice_payload(plan: PostingPlan, *, complete: bool) -> dict[str, Any]:
         body["BillToSite"] = header.bill_to_site
     if header.purchase_order:
         body["PurchaseOrder"] = header.purchase_order
-    if header.conversion is not None:
-        body["ConversionRateType"] = header.conversion.rate_type
-        body["ConversionDate"] = header.conversion.conversion_date.isoformat()
-        if header.conversion.rate is not None:
-            body["ConversionRate"] = _num(header.conversion.rate)
+    body.update(_conversion_fields(plan))
     lines = []
     for line in plan.lines:
         item: dict[str, Any] = {
@@ -122,11 +132,7 @@ def credit_memo_payload(plan: PostingPlan, *, complete: bool) -> dict[str, Any]:
     }
     if header.bill_to_site:
         body["BillToSite"] = header.bill_to_site
-    if header.conversion is not None:
-        body["ConversionRateType"] = header.conversion.rate_type
-        body["ConversionDate"] = header.conversion.conversion_date.isoformat()
-        if header.conversion.rate is not None:
-            body["ConversionRate"] = _num(header.conversion.rate)
+    body.update(_conversion_fields(plan))
     if complete:
         body["InvoiceStatus"] = "Complete"
     return body
