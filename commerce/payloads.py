@@ -11,7 +11,7 @@ REST answers (the backfill) have the same entity shapes and go through the same 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -165,9 +165,18 @@ def _decimal(value: Any, *, field: str = "", required: bool = False) -> Decimal:
     return number
 
 
+def _places(number: Decimal) -> int:
+    exponent = number.as_tuple().exponent
+    return -exponent if isinstance(exponent, int) else 0
+
+
 def _tidy(qty: Decimal) -> Decimal:
     """ "3.000000" -> 3, "1.5000" -> 1.5 (quantities keep their meaning, not Magento's padding)."""
     return qty.quantize(Decimal(1)) if qty == qty.to_integral_value() else qty.normalize()
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _flag(value: Any) -> bool:
@@ -234,13 +243,13 @@ def _line(
     price = _decimal(item.get("price"), field="items[].price")
     row_total = item.get("row_total")
     row = _decimal(row_total, field="items[].row_total") if row_total not in (None, "") else price * qty
-    options = item.get("product_option") if isinstance(item.get("product_option"), dict) else {}
+    options = _obj(item.get("product_option"))
     return SalesLine(
         line_id=line_id,
         sku=sku or _text(item.get("sku")),
         name=name or _text(item.get("name")),
         qty=_tidy(qty),
-        unit_price=price.quantize(UNIT_PRICE_PLACES) if price.as_tuple().exponent < -4 else price,
+        unit_price=price.quantize(UNIT_PRICE_PLACES) if _places(price) > 4 else price,
         row_total=quantize(row, currency),
         discount=quantize(abs(_decimal(item.get("discount_amount"), field="items[].discount_amount")), currency),
         tax=quantize(_decimal(item.get("tax_amount"), field="items[].tax_amount"), currency),
@@ -331,7 +340,7 @@ def _document_lines(items: list[dict[str, Any]], currency: str) -> tuple[SalesLi
 
 def _customer(entity: Mapping[str, Any], order: Mapping[str, Any] | None) -> Customer:
     source = entity if "customer_email" in entity or "customer_id" in entity else (order or entity)
-    billing = source.get("billing_address") if isinstance(source.get("billing_address"), dict) else {}
+    billing = _obj(source.get("billing_address"))
     customer_id = _text(source.get("customer_id"))
     guest = _flag(source.get("customer_is_guest")) or not customer_id
     return Customer(
@@ -376,7 +385,7 @@ def _common(entity: Mapping[str, Any], kind: str, currency: str, order: Mapping[
 def order_document(order: Mapping[str, Any]) -> SalesDocument:
     currency = _currency(order, None)
     common = _common(order, ORDER, currency, None)
-    payment = order.get("payment") if isinstance(order.get("payment"), dict) else {}
+    payment = _obj(order.get("payment"))
     return SalesDocument(
         **common,
         lines=_order_lines(_items(order), currency),
@@ -422,7 +431,11 @@ def creditmemo_document(memo: Mapping[str, Any], *, order: Mapping[str, Any] | N
 
 
 def document_from_entity(kind: str, entity: Mapping[str, Any]) -> SalesDocument:
-    builders = {ORDER: order_document, INVOICE: invoice_document, CREDIT_MEMO: creditmemo_document}
+    builders: dict[str, Callable[[Mapping[str, Any]], SalesDocument]] = {
+        ORDER: order_document,
+        INVOICE: invoice_document,
+        CREDIT_MEMO: creditmemo_document,
+    }
     try:
         return builders[kind](entity)
     except UnreadablePayload:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -243,7 +244,8 @@ def _lookups(connection_id: int, request_id: str, placeholder: str) -> tuple[tup
     and whether a placeholder record (an order known only by its number) exists."""
     if not request_id and not placeholder:
         return None, False
-    parts, params = [], []
+    parts: list[str] = []
+    params: list[Any] = []
     if request_id:
         parts.append(
             f"SELECT * FROM (SELECT 'd', id, record_id FROM {Delivery._meta.db_table} "  # noqa: S608
@@ -439,8 +441,7 @@ def _backfill_page(
                     connection=connection, document=document, source=Record.Source.BACKFILL, actor=actor
                 )
                 if accepted.created:
-                    record_id = accepted.record.pk
-                    transaction.on_commit(lambda record_id=record_id: waker.wake(record_id))
+                    transaction.on_commit(functools.partial(waker.wake, accepted.record.pk))
         except UnreadablePayload as exc:
             result.unreadable += 1
             audit_record(

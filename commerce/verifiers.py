@@ -38,8 +38,8 @@ def commerce_setting(name: str, default: float) -> float:
     """A Django setting when the project defines it, else the environment (listed in .env.example)."""
     value = getattr(settings, name, None)
     if value is None:
-        value = os.environ.get(name, default)
-    return float(value)
+        value = os.environ.get(name) or None
+    return default if value is None else float(value)
 
 
 @dataclass(frozen=True)
