@@ -14,16 +14,7 @@ from requests_oauthlib import OAuth1
 
 from connector import endpoints
 from connector.exceptions import ConnectorError, PermanentError
-from connector.http import (
-    BearerTokenAuth,
-    TokenGrant,
-    TokenStore,
-    Transport,
-    credential_fingerprint,
-    grant_of,
-    new_session,
-    oauth_token_error,
-)
+from connector.http import ClientCredentialsAuth, oauth_token_error
 from connector.models import Connection
 
 ISSUER = "Adobe IMS"
@@ -87,44 +78,41 @@ def validated_ims_url(connection: Connection) -> str:
         raise PermanentError(" ".join(exc.messages), hint="Fix the IMS token URL of the connection.")
 
 
-class CommerceImsAuth(BearerTokenAuth):
+class CommerceImsAuth(ClientCredentialsAuth):
     """Bearer tokens from Adobe IMS `POST /ims/token/v3` (form client_id, client_secret,
     grant_type=client_credentials, scope), kept in the shared cache per connection and credential."""
 
     def __init__(self, connection: Connection, *, exchanges: list[dict[str, Any]] | None = None) -> None:
-        self.token_url = validated_ims_url(connection)
-        self.client_id = connection.commerce_client_id
-        self._client_secret = connection.commerce_client_secret or ""
-        self.scopes = connection.commerce_scopes or ""
-        if not self.client_id or not self._client_secret:
+        token_url = validated_ims_url(connection)
+        client_secret = connection.commerce_client_secret or ""
+        if not connection.commerce_client_id or not client_secret:
             raise PermanentError(
                 "The Commerce IMS client id or secret is missing",
                 hint="Enter the OAuth server-to-server credential's client id and secret on the connection.",
             )
-        self.token_transport = Transport(
-            system=ISSUER,
-            session=new_session({"Accept": "application/json"}),
-            error_for=partial(ims_token_error, scopes=self.scopes),
-            secrets=[self._client_secret],
+        scopes = connection.commerce_scopes or ""
+        super().__init__(
+            name="Commerce IMS",
+            issuer=ISSUER,
+            owner=connection.pk or connection.slug,
+            token_url=token_url,
+            client_id=connection.commerce_client_id,
+            client_secret=client_secret,
+            scope=scopes,
+            error_for=partial(ims_token_error, scopes=scopes),
+            default_lifetime=DEFAULT_LIFETIME,
             exchanges=exchanges,
         )
-        store = TokenStore(
-            name="Commerce IMS",
-            owner=connection.pk or connection.slug,
-            fingerprint=credential_fingerprint(self.token_url, self.client_id, self.scopes, self._client_secret),
-            fetch=self._fetch,
-        )
-        super().__init__(store)
 
-    def _fetch(self) -> TokenGrant:
+    def token_request(self) -> tuple[dict[str, str], None]:
+        # IMS takes the client credentials in the form, and the scope even when it is empty.
         form = {
             "client_id": self.client_id,
             "client_secret": self._client_secret,
             "grant_type": "client_credentials",
-            "scope": self.scopes,
+            "scope": self.scope,
         }
-        response = self.token_transport.request("POST", self.token_url, data=form)
-        return grant_of(response, issuer=ISSUER, default_lifetime=DEFAULT_LIFETIME)
+        return form, None
 
 
 def commerce_auth_for(

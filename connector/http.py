@@ -717,3 +717,56 @@ def grant_of(response: requests.Response, *, issuer: str, default_lifetime: floa
     except (TypeError, ValueError):
         lifetime = default_lifetime
     return TokenGrant(access_token=token, expires_in=lifetime)
+
+
+class ClientCredentialsAuth(BearerTokenAuth):
+    """Bearer tokens from an OAuth 2.0 client-credentials token endpoint (Fusion's identity domain, Adobe IMS),
+    kept in the shared cache per connection and credential. The token endpoint has its own transport, whose
+    excerpts go to the client's `exchanges`; a subclass says only how its endpoint wants the request
+    (`token_request()`)."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        issuer: str,
+        owner: str | int | None,
+        token_url: str,
+        client_id: str,
+        client_secret: str,
+        scope: str,
+        error_for: ErrorMapper,
+        default_lifetime: float,
+        exchanges: list[dict[str, Any]] | None = None,
+    ) -> None:
+        self.issuer = issuer
+        self.token_url = token_url
+        self.client_id = client_id
+        self._client_secret = client_secret
+        self.scope = scope
+        self.default_lifetime = default_lifetime
+        self.token_transport = Transport(
+            system=issuer,
+            session=new_session({"Accept": "application/json"}),
+            error_for=error_for,
+            secrets=[client_secret],
+            exchanges=exchanges,
+        )
+        store = TokenStore(
+            name=name,
+            owner=owner,
+            # The scope and the secret are part of the key: an edited credential never reuses the old token.
+            fingerprint=credential_fingerprint(token_url, client_id, scope, client_secret),
+            fetch=self._fetch,
+        )
+        super().__init__(store)
+
+    def token_request(self) -> tuple[dict[str, str], requests.auth.AuthBase | None]:
+        """The form of the token POST and the auth it is sent with: where the client credentials go (HTTP Basic or
+        the form) differs per endpoint."""
+        raise NotImplementedError
+
+    def _fetch(self) -> TokenGrant:
+        form, auth = self.token_request()
+        response = self.token_transport.request("POST", self.token_url, data=form, auth=auth)
+        return grant_of(response, issuer=self.issuer, default_lifetime=self.default_lifetime)

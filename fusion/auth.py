@@ -12,16 +12,7 @@ from requests.auth import AuthBase, HTTPBasicAuth
 
 from connector import endpoints
 from connector.exceptions import ConnectorError, PermanentError
-from connector.http import (
-    BearerTokenAuth,
-    TokenGrant,
-    TokenStore,
-    Transport,
-    credential_fingerprint,
-    grant_of,
-    new_session,
-    oauth_token_error,
-)
+from connector.http import ClientCredentialsAuth, oauth_token_error
 from connector.models import Connection
 
 ISSUER = "The Fusion identity domain"
@@ -48,43 +39,37 @@ def validated_token_url(connection: Connection) -> str:
         raise PermanentError(" ".join(exc.messages), hint="Fix the identity domain token URL of the connection.")
 
 
-class FusionOAuth2(BearerTokenAuth):
+class FusionOAuth2(ClientCredentialsAuth):
     """Bearer tokens from `POST <identity domain>/oauth2/v1/token` (HTTP Basic client id and secret, form
     `grant_type=client_credentials&scope=...`), kept in the shared cache per connection and credential."""
 
     def __init__(self, connection: Connection, *, exchanges: list[dict[str, Any]] | None = None) -> None:
-        self.token_url = validated_token_url(connection)
-        self._client_id = connection.fusion_client_id
-        self._client_secret = connection.fusion_client_secret or ""
-        self.scope = connection.fusion_scope or ""
-        if not self._client_id or not self._client_secret:
+        token_url = validated_token_url(connection)
+        client_secret = connection.fusion_client_secret or ""
+        if not connection.fusion_client_id or not client_secret:
             raise PermanentError(
                 "The Fusion OAuth client id or secret is missing",
                 hint="Enter the confidential application's client id and secret on the connection.",
             )
-        self.token_transport = Transport(
-            system=ISSUER,
-            session=new_session({"Accept": "application/json"}),
-            error_for=partial(fusion_token_error, scope=self.scope),
-            secrets=[self._client_secret],
+        scope = connection.fusion_scope or ""
+        super().__init__(
+            name="Fusion",
+            issuer=ISSUER,
+            owner=connection.pk or connection.slug,
+            token_url=token_url,
+            client_id=connection.fusion_client_id,
+            client_secret=client_secret,
+            scope=scope,
+            error_for=partial(fusion_token_error, scope=scope),
+            default_lifetime=DEFAULT_LIFETIME,
             exchanges=exchanges,
         )
-        store = TokenStore(
-            name="Fusion",
-            owner=connection.pk or connection.slug,
-            fingerprint=credential_fingerprint(self.token_url, self._client_id, self.scope, self._client_secret),
-            fetch=self._fetch,
-        )
-        super().__init__(store)
 
-    def _fetch(self) -> TokenGrant:
+    def token_request(self) -> tuple[dict[str, str], HTTPBasicAuth]:
         form = {"grant_type": "client_credentials"}
         if self.scope:
             form["scope"] = self.scope
-        response = self.token_transport.request(
-            "POST", self.token_url, data=form, auth=HTTPBasicAuth(self._client_id, self._client_secret)
-        )
-        return grant_of(response, issuer=ISSUER, default_lifetime=DEFAULT_LIFETIME)
+        return form, HTTPBasicAuth(self.client_id, self._client_secret)
 
 
 class FusionBasicAuth(HTTPBasicAuth):
