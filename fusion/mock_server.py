@@ -513,6 +513,33 @@ def faults_from_options(options: dict[str, Any], faults_class: type[Faults] = Fa
     return {name: options[name] for name in names if options.get(name) is not None}
 
 
+def add_server_arguments(parser, *, port: int) -> None:
+    """The listening address of a mock_* command."""
+    parser.add_argument("--port", type=int, default=port)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+
+
+def serve_from_command(command, build: Callable[[], MockServer], *, host: str, port: int, banner: str) -> None:
+    """The body of a mock_* command: build the mock (a refused flag is a CommandError), print the banner, serve
+    until Ctrl-C."""
+    # Imported here so the mock itself stays usable without Django.
+    from django.core.management.base import CommandError
+
+    try:
+        mock = build()
+    except ValueError as exc:
+        raise CommandError(str(exc)) from exc
+    command.stdout.write(
+        banner + "\n  (the connector needs CONNECTOR_ALLOW_LOCAL_ENDPOINTS=1 to call it). Ctrl-C stops it."
+    )
+    try:
+        mock.serve_forever(host, port)
+    except KeyboardInterrupt:
+        command.stdout.write("Stopped.")
+    except OSError as exc:
+        raise CommandError(f"Cannot listen on {host}:{port}: {exc}") from exc
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Fusion: q expressions, finders, collections
 # ---------------------------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ duplicate-number rejection, q expressions, paging, reference LOVs, FBDI import j
 import base64
 import csv
 import io
+import socket
 import zipfile
 from datetime import date
 from decimal import Decimal
@@ -11,6 +12,7 @@ from decimal import Decimal
 import pytest
 import requests
 from django.core.management import call_command
+from django.core.management.base import CommandError
 
 from fusion import fbdi
 from fusion.mock_server import MockFusion, MockServer, parse_q
@@ -601,3 +603,34 @@ def test_the_command_starts_the_mock_with_its_flags(monkeypatch):
     assert (started["host"], started["port"]) == ("127.0.0.1", 8899)
     assert mock.client_secret == "s3" and mock.basic_users == {"u": "p"}
     assert mock.faults.rate_limit == 0.25 and mock.faults.ess_running_polls == 4 and mock.faults.forbid is True
+
+
+@pytest.mark.parametrize("command", ["mock_fusion", "mock_commerce"])
+def test_a_mock_command_says_where_it_listens_and_stops_on_ctrl_c(monkeypatch, command):
+    def interrupted(self, host, port):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(MockServer, "serve_forever", interrupted)
+    out = io.StringIO()
+    call_command(command, "--port", "8897", stdout=out)
+    printed = out.getvalue()
+    assert printed.startswith("Mock ") and "http://127.0.0.1:8897\n" in printed
+    assert "CONNECTOR_ALLOW_LOCAL_ENDPOINTS=1" in printed
+    assert printed.rstrip().endswith("Stopped.")
+
+
+@pytest.mark.parametrize("command", ["mock_fusion", "mock_commerce"])
+def test_a_mock_command_refuses_a_bad_fault_flag(monkeypatch, command):
+    monkeypatch.setattr(MockServer, "serve_forever", lambda self, host, port: pytest.fail("must not serve"))
+    with pytest.raises(CommandError, match="error_rate"):
+        call_command(command, "--error-rate", "2", stdout=io.StringIO())
+
+
+@pytest.mark.parametrize("command", ["mock_fusion", "mock_commerce"])
+def test_a_mock_command_on_a_taken_port_says_so(command):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(CommandError, match=f"Cannot listen on 127.0.0.1:{port}"):
+            call_command(command, "--port", str(port), stdout=io.StringIO())

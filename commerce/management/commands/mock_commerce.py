@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
+from functools import partial
+
+from django.core.management.base import BaseCommand
 
 from commerce.mock_server import CommerceFaults, MockCommerce
-from fusion.mock_server import add_fault_arguments, faults_from_options
+from fusion.mock_server import add_fault_arguments, add_server_arguments, faults_from_options, serve_from_command
 
 
 class Command(BaseCommand):
@@ -16,8 +18,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--port", type=int, default=8802)
-        parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+        add_server_arguments(parser, port=8802)
         parser.add_argument("--consumer-key", default="mock-consumer-key")
         parser.add_argument("--consumer-secret", default="mock-consumer-secret")
         parser.add_argument("--access-token", default="mock-access-token")
@@ -29,32 +30,24 @@ class Command(BaseCommand):
         add_fault_arguments(parser, CommerceFaults)
 
     def handle(self, *args, **options):
-        try:
-            mock = MockCommerce(
-                consumer_key=options["consumer_key"],
-                consumer_secret=options["consumer_secret"],
-                access_token=options["access_token"],
-                access_token_secret=options["access_token_secret"],
-                client_id=options["client_id"],
-                client_secret=options["client_secret"],
-                tenant=options["tenant"],
-                store_codes=tuple(options["store_code"]) or ("default",),
-                seed=options["seed"],
-                **faults_from_options(options, CommerceFaults),
-            )
-        except ValueError as exc:
-            raise CommandError(str(exc)) from exc
-        host, port = options["host"], options["port"]
-        self.stdout.write(
-            f"Mock Commerce on http://{host}:{port}\n"
-            f"  PaaS base URL: http://{host}:{port} (consumer key {options['consumer_key']})\n"
-            f"  SaaS base URL: http://{host}:{port}/{options['tenant']}, "
-            f"IMS token URL: http://{host}:{port}/ims/token/v3 (client id {options['client_id']})\n"
-            "  (the connector needs CONNECTOR_ALLOW_LOCAL_ENDPOINTS=1 to call it). Ctrl-C stops it."
+        url = f"http://{options['host']}:{options['port']}"
+        build = partial(
+            MockCommerce,
+            consumer_key=options["consumer_key"],
+            consumer_secret=options["consumer_secret"],
+            access_token=options["access_token"],
+            access_token_secret=options["access_token_secret"],
+            client_id=options["client_id"],
+            client_secret=options["client_secret"],
+            tenant=options["tenant"],
+            store_codes=tuple(options["store_code"]) or ("default",),
+            seed=options["seed"],
+            **faults_from_options(options, CommerceFaults),
         )
-        try:
-            mock.serve_forever(host, port)
-        except KeyboardInterrupt:
-            self.stdout.write("Stopped.")
-        except OSError as exc:
-            raise CommandError(f"Cannot listen on {host}:{port}: {exc}") from exc
+        banner = (
+            f"Mock Commerce on {url}\n"
+            f"  PaaS base URL: {url} (consumer key {options['consumer_key']})\n"
+            f"  SaaS base URL: {url}/{options['tenant']}, "
+            f"IMS token URL: {url}/ims/token/v3 (client id {options['client_id']})"
+        )
+        serve_from_command(self, build, host=options["host"], port=options["port"], banner=banner)

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from django.core.management.base import BaseCommand, CommandError
 
-from fusion.mock_server import FusionFaults, MockFusion, add_fault_arguments, faults_from_options
+from fusion.mock_server import (
+    FusionFaults,
+    MockFusion,
+    add_fault_arguments,
+    add_server_arguments,
+    faults_from_options,
+    serve_from_command,
+)
 
 
 class Command(BaseCommand):
@@ -14,8 +23,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--port", type=int, default=8801)
-        parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+        add_server_arguments(parser, port=8801)
         parser.add_argument("--client-id", default="mock-fusion-client")
         parser.add_argument("--client-secret", default="mock-fusion-secret")
         parser.add_argument("--scope", default="urn:opc:resource:consumer::all", help="the scope tokens require")
@@ -31,28 +39,20 @@ class Command(BaseCommand):
             if not sep or not user:
                 raise CommandError("--basic-user takes USER:PASSWORD")
             users[user] = password
-        try:
-            mock = MockFusion(
-                client_id=options["client_id"],
-                client_secret=options["client_secret"],
-                scope=options["scope"],
-                basic_users=users,
-                seed=options["seed"],
-                **faults_from_options(options, FusionFaults),
-            )
-        except ValueError as exc:
-            raise CommandError(str(exc)) from exc
-        host, port = options["host"], options["port"]
-        self.stdout.write(
-            f"Mock Fusion on http://{host}:{port}\n"
-            f"  token URL: http://{host}:{port}/oauth2/v1/token (client id {options['client_id']}, "
-            f"scope {options['scope']})\n"
-            f"  base URL:  http://{host}:{port}\n"
-            "  (the connector needs CONNECTOR_ALLOW_LOCAL_ENDPOINTS=1 to call it). Ctrl-C stops it."
+
+        url = f"http://{options['host']}:{options['port']}"
+        build = partial(
+            MockFusion,
+            client_id=options["client_id"],
+            client_secret=options["client_secret"],
+            scope=options["scope"],
+            basic_users=users,
+            seed=options["seed"],
+            **faults_from_options(options, FusionFaults),
         )
-        try:
-            mock.serve_forever(host, port)
-        except KeyboardInterrupt:
-            self.stdout.write("Stopped.")
-        except OSError as exc:
-            raise CommandError(f"Cannot listen on {host}:{port}: {exc}") from exc
+        banner = (
+            f"Mock Fusion on {url}\n"
+            f"  token URL: {url}/oauth2/v1/token (client id {options['client_id']}, scope {options['scope']})\n"
+            f"  base URL:  {url}"
+        )
+        serve_from_command(self, build, host=options["host"], port=options["port"], banner=banner)
