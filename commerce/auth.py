@@ -8,7 +8,6 @@ from functools import partial
 from typing import Any
 
 import requests
-from django.core.exceptions import ValidationError
 from oauthlib.oauth1 import SIGNATURE_HMAC_SHA256, SIGNATURE_TYPE_AUTH_HEADER
 from requests_oauthlib import OAuth1
 
@@ -71,19 +70,16 @@ class CommerceOAuth1(OAuth1):
         return signed
 
 
-def validated_ims_url(connection: Connection) -> str:
-    try:
-        return endpoints.validate_ims_token_url(connection.commerce_ims_token_url)
-    except ValidationError as exc:
-        raise PermanentError(" ".join(exc.messages), hint="Fix the IMS token URL of the connection.")
-
-
 class CommerceImsAuth(ClientCredentialsAuth):
     """Bearer tokens from Adobe IMS `POST /ims/token/v3` (form client_id, client_secret,
     grant_type=client_credentials, scope), kept in the shared cache per connection and credential."""
 
     def __init__(self, connection: Connection, *, exchanges: list[dict[str, Any]] | None = None) -> None:
-        token_url = validated_ims_url(connection)
+        token_url = endpoints.checked_url(
+            endpoints.validate_ims_token_url,
+            connection.commerce_ims_token_url,
+            hint="Fix the IMS token URL of the connection.",
+        )
         client_secret = connection.commerce_client_secret or ""
         if not connection.commerce_client_id or not client_secret:
             raise PermanentError(

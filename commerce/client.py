@@ -14,11 +14,10 @@ from typing import Any
 from urllib.parse import quote
 
 import requests
-from django.core.exceptions import ValidationError
 
 from connector import endpoints
 from connector.exceptions import ConnectorError, PermanentError
-from connector.http import Transport, json_of, new_session, status_error
+from connector.http import SystemClient, Transport, json_of, new_session, status_error
 from connector.models import Connection
 from connector.redaction import redact_text
 
@@ -91,8 +90,9 @@ def commerce_error(response: requests.Response, *, saas: bool = False) -> Connec
     )
 
 
-class CommerceClient:
-    """One connection's Commerce REST API. Build it with `CommerceClient.for_connection(connection)`."""
+class CommerceClient(SystemClient):
+    """One connection's Commerce REST API. Build it with `CommerceClient.for_connection(connection)`.
+    `exchanges`, `take_exchanges()` and `ensure_token()` (an IMS token, SaaS only) come from SystemClient."""
 
     def __init__(
         self,
@@ -116,10 +116,9 @@ class CommerceClient:
     def for_connection(cls, connection: Connection) -> CommerceClient:
         saas = connection.commerce_deployment == Connection.Deployment.SAAS
         validate = endpoints.validate_commerce_saas_base_url if saas else endpoints.validate_commerce_paas_base_url
-        try:
-            base_url = validate(connection.commerce_base_url)
-        except ValidationError as exc:
-            raise PermanentError(" ".join(exc.messages), hint="Fix the Commerce base URL of the connection.")
+        base_url = endpoints.checked_url(
+            validate, connection.commerce_base_url, hint="Fix the Commerce base URL of the connection."
+        )
         store_code = connection.commerce_store_code or "default"
         if not _STORE_CODE.match(store_code):
             raise PermanentError(f"{store_code!r} is not a Commerce store code.")
@@ -144,18 +143,6 @@ class CommerceClient:
             exchanges=exchanges,
         )
         return cls(base_url=base_url, store_code=store_code, saas=saas, auth=auth, transport=transport)
-
-    # --- audit -----------------------------------------------------------------------------------------
-
-    @property
-    def exchanges(self) -> list[dict[str, Any]]:
-        """Redacted request/response excerpts of the last calls (token requests included), oldest first."""
-        return self.transport.exchanges
-
-    def take_exchanges(self) -> list[dict[str, Any]]:
-        taken = list(self.transport.exchanges)
-        self.transport.exchanges.clear()
-        return taken
 
     # --- URLs ------------------------------------------------------------------------------------------
 
@@ -284,12 +271,6 @@ class CommerceClient:
 
     def create_product(self, payload: dict[str, Any]) -> dict[str, Any]:
         return self._object("POST", "products", store=ALL_STORES, json=_wrapped("product", payload))
-
-    def ensure_token(self, *, fresh: bool = False) -> None:
-        """Obtain an IMS token now (SaaS only; OAuth 1.0a has none). Raises AuthError in plain words."""
-        ensure = getattr(self.auth, "ensure_token", None)
-        if ensure is not None:
-            ensure(fresh=fresh)
 
 
 def _id(value: int | str) -> str:

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+
+from .exceptions import PermanentError
 
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 FUSION_HOST = re.compile(rf"^{_LABEL}\.fa\.(?:{_LABEL})\.oraclecloud\.com$")
@@ -114,6 +117,15 @@ def validate_commerce_paas_base_url(url: str) -> str:
 
 def validate_ims_token_url(url: str) -> str:
     return _check(url, "IMS token URL", IMS_HOST, "https://ims-na1.adobelogin.com/ims/token/v3", path_ok=True)
+
+
+def checked_url(validate: Callable[[str], str], url: str, *, hint: str) -> str:
+    """`validate(url)` for a client built from a connection: a refused URL is a PermanentError carrying `hint`
+    (what the pipeline and "Test connection" report), not a form's ValidationError."""
+    try:
+        return validate(url)
+    except ValidationError as exc:
+        raise PermanentError(" ".join(exc.messages), hint=hint)
 
 
 def same_origin(url: str, base: str) -> bool:

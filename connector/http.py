@@ -495,6 +495,32 @@ class Transport:
         _sleep(delay)
 
 
+class SystemClient:
+    """What every system's client shares: the auth and transport it was built with, the audit excerpts of its
+    calls, and fetching a token ahead of time ("Test connection")."""
+
+    auth: requests.auth.AuthBase
+    transport: Transport
+
+    @property
+    def exchanges(self) -> list[dict[str, Any]]:
+        """Redacted request/response excerpts of the last calls (token requests included), oldest first."""
+        return self.transport.exchanges
+
+    def take_exchanges(self) -> list[dict[str, Any]]:
+        """The excerpts gathered so far, and start afresh (one audit event per step)."""
+        taken = list(self.transport.exchanges)
+        self.transport.exchanges.clear()
+        return taken
+
+    def ensure_token(self, *, fresh: bool = False) -> None:
+        """Obtain an access token now, when the auth uses one (Basic auth and OAuth 1.0a have none). Raises
+        AuthError in plain words."""
+        ensure = getattr(self.auth, "ensure_token", None)
+        if ensure is not None:
+            ensure(fresh=fresh)
+
+
 def json_of(response: requests.Response, *, system: str) -> Any:
     """The JSON of a successful answer (empty body -> {}); anything else is a PermanentError."""
     if response.status_code == 204 or not response.content:

@@ -7,7 +7,6 @@ from functools import partial
 from typing import Any
 
 import requests
-from django.core.exceptions import ValidationError
 from requests.auth import AuthBase, HTTPBasicAuth
 
 from connector import endpoints
@@ -32,19 +31,16 @@ def fusion_token_error(response: requests.Response, *, scope: str) -> ConnectorE
     )
 
 
-def validated_token_url(connection: Connection) -> str:
-    try:
-        return endpoints.validate_identity_token_url(connection.fusion_token_url)
-    except ValidationError as exc:
-        raise PermanentError(" ".join(exc.messages), hint="Fix the identity domain token URL of the connection.")
-
-
 class FusionOAuth2(ClientCredentialsAuth):
     """Bearer tokens from `POST <identity domain>/oauth2/v1/token` (HTTP Basic client id and secret, form
     `grant_type=client_credentials&scope=...`), kept in the shared cache per connection and credential."""
 
     def __init__(self, connection: Connection, *, exchanges: list[dict[str, Any]] | None = None) -> None:
-        token_url = validated_token_url(connection)
+        token_url = endpoints.checked_url(
+            endpoints.validate_identity_token_url,
+            connection.fusion_token_url,
+            hint="Fix the identity domain token URL of the connection.",
+        )
         client_secret = connection.fusion_client_secret or ""
         if not connection.fusion_client_id or not client_secret:
             raise PermanentError(

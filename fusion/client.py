@@ -11,12 +11,11 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import requests
-from django.core.exceptions import ValidationError
 from requests.auth import AuthBase
 
 from connector import endpoints
 from connector.exceptions import ConnectorError, PermanentError
-from connector.http import Transport, json_of, new_session, status_error
+from connector.http import SystemClient, Transport, json_of, new_session, status_error
 from connector.models import Connection
 from connector.redaction import redact_text, redact_url
 
@@ -107,8 +106,9 @@ def fusion_error(response: requests.Response, *, basic_auth: bool = False) -> Co
     )
 
 
-class FusionClient:
-    """One connection's Fusion REST API. Build it with `FusionClient.for_connection(connection)`."""
+class FusionClient(SystemClient):
+    """One connection's Fusion REST API. Build it with `FusionClient.for_connection(connection)`.
+    `exchanges`, `take_exchanges()` and `ensure_token()` come from SystemClient."""
 
     def __init__(self, *, base_url: str, version: str, auth: AuthBase, transport: Transport) -> None:
         self.base_url = base_url.rstrip("/")
@@ -121,10 +121,11 @@ class FusionClient:
 
     @classmethod
     def for_connection(cls, connection: Connection) -> FusionClient:
-        try:
-            base_url = endpoints.validate_fusion_base_url(connection.fusion_base_url)
-        except ValidationError as exc:
-            raise PermanentError(" ".join(exc.messages), hint="Fix the Fusion base URL of the connection.")
+        base_url = endpoints.checked_url(
+            endpoints.validate_fusion_base_url,
+            connection.fusion_base_url,
+            hint="Fix the Fusion base URL of the connection.",
+        )
         version = connection.fusion_rest_version or "11.13.18.05"
         if not _VERSION.match(version):
             raise PermanentError(f"{version!r} is not a Fusion REST version (e.g. 11.13.18.05).")
@@ -139,19 +140,6 @@ class FusionClient:
             exchanges=exchanges,
         )
         return cls(base_url=base_url, version=version, auth=auth, transport=transport)
-
-    # --- audit -----------------------------------------------------------------------------------------
-
-    @property
-    def exchanges(self) -> list[dict[str, Any]]:
-        """Redacted request/response excerpts of the last calls (token requests included), oldest first."""
-        return self.transport.exchanges
-
-    def take_exchanges(self) -> list[dict[str, Any]]:
-        """The excerpts gathered so far, and start afresh (one audit event per step)."""
-        taken = list(self.transport.exchanges)
-        self.transport.exchanges.clear()
-        return taken
 
     # --- URLs ------------------------------------------------------------------------------------------
 
@@ -246,9 +234,3 @@ class FusionClient:
                 logger.warning("Fusion said hasMore on an empty page of %s at offset %s; stopping", resource, offset)
                 return
             offset += len(items)
-
-    def ensure_token(self, *, fresh: bool = False) -> None:
-        """Obtain an access token now (OAuth only; Basic auth has none). Raises AuthError in plain words."""
-        ensure = getattr(self.auth, "ensure_token", None)
-        if ensure is not None:
-            ensure(fresh=fresh)

@@ -3,7 +3,9 @@
 import pytest
 from django.core.exceptions import ValidationError
 
+from commerce.client import CommerceClient
 from connector.endpoints import (
+    checked_url,
     same_origin,
     validate_commerce_paas_base_url,
     validate_commerce_saas_base_url,
@@ -11,7 +13,9 @@ from connector.endpoints import (
     validate_identity_token_url,
     validate_ims_token_url,
 )
+from connector.exceptions import PermanentError
 from connector.models import Connection
+from fusion.client import FusionClient
 from tests.factories import make_connection
 
 
@@ -135,3 +139,35 @@ def test_connection_validation_names_the_field_in_plain_words():
     errors = exc.value.message_dict
     assert "is not a valid host" in errors["fusion_base_url"][0]
     assert "commerce_base_url" in errors
+
+
+def test_checked_url_returns_the_validated_url_or_a_permanent_error_with_the_hint():
+    assert checked_url(validate_fusion_base_url, "https://acme.fa.us2.oraclecloud.com/", hint="h") == (
+        "https://acme.fa.us2.oraclecloud.com"
+    )
+    with pytest.raises(PermanentError, match="is not a valid host") as caught:
+        checked_url(validate_fusion_base_url, "https://evil.example.com", hint="Fix the Fusion base URL.")
+    assert caught.value.hint == "Fix the Fusion base URL."
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("field", "build", "hint"),
+    [
+        ("fusion_base_url", FusionClient.for_connection, "Fix the Fusion base URL of the connection."),
+        ("fusion_token_url", FusionClient.for_connection, "Fix the identity domain token URL of the connection."),
+        ("commerce_base_url", CommerceClient.for_connection, "Fix the Commerce base URL of the connection."),
+        ("commerce_ims_token_url", CommerceClient.for_connection, "Fix the IMS token URL of the connection."),
+    ],
+)
+def test_a_client_is_not_built_on_an_unvalidated_url_and_says_which_to_fix(field, build, hint):
+    connection = make_connection(
+        commerce_deployment=Connection.Deployment.SAAS,
+        commerce_base_url="https://na1.api.commerce.adobe.com/Tn4nt1d",
+        commerce_client_id="ims-client-id",
+        commerce_client_secret="ims-client-secret-value",
+    )
+    setattr(connection, field, "https://evil.example.com/path")
+    with pytest.raises(PermanentError) as caught:
+        build(connection)
+    assert caught.value.hint == hint
