@@ -1,16 +1,13 @@
-import time
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import pytest
 import responses
-from django.core.cache import cache
 from oauthlib.common import Request as OAuthRequest
 from oauthlib.oauth1.rfc5849 import signature
 from responses import matchers
 
 from commerce.client import CommerceClient
-from connector import http
 from connector.exceptions import AuthError, TransientError
 from connector.models import Connection
 from tests.factories import make_connection
@@ -21,22 +18,7 @@ IMS = "https://ims-na1.adobelogin.com/ims/token/v3"
 IMS_SECRET = "ims-client-secret-value"
 SCOPES = "openid,AdobeID,email,profile,additional_info.roles,additional_info.projectedProductContext,commerce.accs"
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def clean_cache(monkeypatch):
-    cache.clear()
-    monkeypatch.setattr(http, "_sleep", lambda seconds: None)
-    yield
-    cache.clear()
-
-
-@pytest.fixture
-def clock(monkeypatch):
-    now = {"t": time.time()}
-    monkeypatch.setattr(http, "_now", lambda: now["t"])
-    return now
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("token_cache")]
 
 
 # --- PaaS: OAuth 1.0a HMAC-SHA256, checked the way a server checks it ---------------------------------------

@@ -3,11 +3,9 @@ from datetime import UTC, datetime
 import pytest
 import requests
 import responses
-from django.core.cache import cache
 from responses import matchers
 
 from commerce.client import CommerceClient, render_message
-from connector import http
 from connector.exceptions import (
     AuthError,
     NotFoundError,
@@ -25,15 +23,7 @@ ALL = f"{SHOP}/rest/all/V1"
 SAAS_BASE = "https://na1.api.commerce.adobe.com/Tn4nt1d"
 IMS = "https://ims-na1.adobelogin.com/ims/token/v3"
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def clean_cache(monkeypatch):
-    cache.clear()
-    monkeypatch.setattr(http, "_sleep", lambda seconds: None)
-    yield
-    cache.clear()
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("token_cache")]
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from urllib.parse import parse_qs
 import pytest
 import redis
 import responses
-from django.core.cache import cache, caches
+from django.core.cache import caches
 from responses import matchers
 
 from connector import http
@@ -25,22 +25,7 @@ TOKEN_URL = "https://idcs-0123abcd.identity.oraclecloud.com/oauth2/v1/token"
 SECRET = "fusion-client-secret-value"
 REDIS_URL = "redis://127.0.0.1:6379/3"
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def clean_cache(monkeypatch):
-    cache.clear()
-    monkeypatch.setattr(http, "_sleep", lambda seconds: None)
-    yield
-    cache.clear()
-
-
-@pytest.fixture
-def clock(monkeypatch):
-    now = {"t": time.time()}
-    monkeypatch.setattr(http, "_now", lambda: now["t"])
-    return now
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("token_cache")]
 
 
 def issue_tokens(*lifetimes):

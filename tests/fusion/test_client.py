@@ -4,7 +4,6 @@ import time
 import pytest
 import requests
 import responses
-from django.core.cache import cache
 from responses import matchers
 
 from connector import http
@@ -26,15 +25,7 @@ API = f"{BASE}/fscmRestApi/resources/11.13.18.05"
 TOKEN_URL = "https://idcs-0123abcd.identity.oraclecloud.com/oauth2/v1/token"
 INVOICES = f"{API}/receivablesInvoices"
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def clean_cache_and_no_waiting(monkeypatch):
-    cache.clear()
-    monkeypatch.setattr(http, "_sleep", lambda seconds: None)
-    yield
-    cache.clear()
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("token_cache")]
 
 
 @pytest.fixture
