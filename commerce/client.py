@@ -17,7 +17,7 @@ import requests
 
 from connector import endpoints
 from connector.exceptions import ConnectorError, PermanentError
-from connector.http import SystemClient, Transport, json_of, new_session, status_error
+from connector.http import SystemClient, Transport, error_payload, json_of, new_session, status_error, text_detail
 from connector.models import Connection
 from connector.redaction import redact_text
 
@@ -48,22 +48,16 @@ def render_message(message: str, parameters: Any) -> str:
 
 def commerce_error_detail(response: requests.Response) -> str:
     """`{"message": "...%1...", "parameters": [...], "errors": [{message, parameters}]}` rendered; else the text."""
-    text = response.text or ""
-    try:
-        payload = response.json()
-    except ValueError:
-        payload = None
-    if isinstance(payload, dict):
-        parts = []
-        if isinstance(payload.get("message"), str):
-            parts.append(render_message(payload["message"], payload.get("parameters")))
-        for item in payload.get("errors") or []:
-            if isinstance(item, dict) and isinstance(item.get("message"), str):
-                parts.append(render_message(item["message"], item.get("parameters")))
-        return redact_text("; ".join(p.strip() for p in parts if p.strip()))[:1000]
-    if "html" in response.headers.get("Content-Type", "").lower() or text.lstrip().startswith("<"):
-        return ""
-    return redact_text(" ".join(text.split()))[:500]
+    payload = error_payload(response)
+    if payload is None:
+        return text_detail(response)
+    parts = []
+    if isinstance(payload.get("message"), str):
+        parts.append(render_message(payload["message"], payload.get("parameters")))
+    for item in payload.get("errors") or []:
+        if isinstance(item, dict) and isinstance(item.get("message"), str):
+            parts.append(render_message(item["message"], item.get("parameters")))
+    return redact_text("; ".join(p.strip() for p in parts if p.strip()))[:1000]
 
 
 def commerce_error(response: requests.Response, *, saas: bool = False) -> ConnectorError | None:

@@ -40,7 +40,7 @@ from .exceptions import (
     TransientError,
     ValidationRejectedError,
 )
-from .redaction import MASK, excerpt, redact, redact_url
+from .redaction import MASK, excerpt, redact, redact_text, redact_url
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +122,24 @@ def scrub_error(error: ConnectorError, secrets: Iterable[str]) -> ConnectorError
 
 
 # --- mapping answers and failures to errors ----------------------------------------------------------------
+
+
+def error_payload(response: requests.Response) -> dict[str, Any] | None:
+    """The JSON object of an error answer, where a system puts its own explanation; None for any other body."""
+    try:
+        payload = response.json()
+    except ValueError:
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+def text_detail(response: requests.Response) -> str:
+    """An error body that is not a JSON object, as one redacted line. An HTML page (a proxy's) says nothing
+    useful."""
+    text = response.text or ""
+    if "html" in response.headers.get("Content-Type", "").lower() or text.lstrip().startswith("<"):
+        return ""
+    return redact_text(" ".join(text.split()))[:500]
 
 
 def status_error(
@@ -261,11 +279,8 @@ def oauth_token_error(
         "body": response.text,
     }
     code, description = "", ""
-    try:
-        payload = response.json()
-    except ValueError:
-        payload = None
-    if isinstance(payload, dict):
+    payload = error_payload(response)
+    if payload is not None:
         code = str(payload.get("error") or "")
         description = str(payload.get("error_description") or "")
     said = f" ({description})" if description else ""

@@ -15,7 +15,7 @@ from requests.auth import AuthBase
 
 from connector import endpoints
 from connector.exceptions import ConnectorError, PermanentError
-from connector.http import SystemClient, Transport, json_of, new_session, status_error
+from connector.http import SystemClient, Transport, error_payload, json_of, new_session, status_error, text_detail
 from connector.models import Connection
 from connector.redaction import redact_text, redact_url
 
@@ -45,30 +45,24 @@ _PRIVILEGE_HINTS = {
 def fusion_error_detail(response: requests.Response) -> str:
     """Fusion's own explanation: `o:errorDetails[].detail` (REST-Framework-Version 4+), else `detail` or `title`,
     else the plain-text body (versions 1-3). An HTML error page (a proxy's) says nothing useful."""
-    text = response.text or ""
-    try:
-        payload = response.json()
-    except ValueError:
-        payload = None
-    if isinstance(payload, dict):
-        details = payload.get("o:errorDetails")
-        parts: list[str] = []
-        if isinstance(details, list):
-            for item in details:
-                if isinstance(item, dict) and str(item.get("detail") or "").strip():
-                    part = str(item["detail"]).strip()
-                    code = str(item.get("o:errorCode") or "").strip()
-                    parts.append(f"{part} ({code})" if code and code not in part else part)
-        if parts:
-            return redact_text("; ".join(parts))[:1000]
-        for key in ("detail", "title", "message"):
-            value = payload.get(key)
-            if isinstance(value, str) and value.strip():
-                return redact_text(value.strip())[:1000]
-        return ""
-    if "html" in response.headers.get("Content-Type", "").lower() or text.lstrip().startswith("<"):
-        return ""
-    return redact_text(" ".join(text.split()))[:500]
+    payload = error_payload(response)
+    if payload is None:
+        return text_detail(response)
+    details = payload.get("o:errorDetails")
+    parts: list[str] = []
+    if isinstance(details, list):
+        for item in details:
+            if isinstance(item, dict) and str(item.get("detail") or "").strip():
+                part = str(item["detail"]).strip()
+                code = str(item.get("o:errorCode") or "").strip()
+                parts.append(f"{part} ({code})" if code and code not in part else part)
+    if parts:
+        return redact_text("; ".join(parts))[:1000]
+    for key in ("detail", "title", "message"):
+        value = payload.get(key)
+        if isinstance(value, str) and value.strip():
+            return redact_text(value.strip())[:1000]
+    return ""
 
 
 def _resource_of(response: requests.Response) -> str:
