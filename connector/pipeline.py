@@ -19,10 +19,15 @@ from mappings.services import plan_for_record, plan_from_json, plan_to_json
 
 from .exceptions import ConnectorError, OutcomeUnknownError, PermanentError, TransientError
 from .models import Connection, Record
-from .services import record_claim, record_park, record_release, record_retry_later
+from .relay import relay_picked_up
+from .services import record_claim, record_park, record_release, record_renew_lease, record_retry_later
 
 logger = logging.getLogger(__name__)
 ACTOR = "system:worker"
+
+
+class LeaseLost(Exception):
+    """This worker's lease ran out mid-step and another worker may hold the record now: touch nothing."""
 
 
 def fusion_client_for(connection: Connection):
@@ -36,11 +41,19 @@ def record_process(*, record_id: int) -> str:
     record = record_claim(record_id=record_id)
     if record is None:
         return "skipped"
+    relay_picked_up(record_id=record.pk)
     try:
         while True:
             outcome = _step(record)
             if outcome != "continue":
                 return outcome
+    except LeaseLost:
+        logger.warning(
+            "Lease on record %s ran out mid-step; leaving it to its new holder",
+            record.pk,
+            extra={"record_id": record.pk},
+        )
+        return "lease_lost"
     except OutcomeUnknownError as exc:
         Record.objects.filter(pk=record.pk).update(outcome_unknown=True)
         record.outcome_unknown = True
@@ -111,6 +124,8 @@ def _post_document(record: Record) -> str:
         )
         return "needs_review"
 
+    if not record_renew_lease(record=record):
+        raise LeaseLost()
     posted = invoices.document_post(client=client, plan=plan, complete=connection.complete_invoices)
     now = timezone.now()
     with transaction.atomic():

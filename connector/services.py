@@ -3,15 +3,18 @@ Each state change writes its audit event in the same transaction."""
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import socket
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import connection as db_connection
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -21,7 +24,13 @@ from audit.services import audit_record
 from .documents import SalesDocument
 from .models import Connection, Record
 
-WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+logger = logging.getLogger(__name__)
+
+
+def lease_token() -> str:
+    """Who holds a lease: host, process and a per-claim nonce (forked workers share their parent's pid
+    at import time, and one process may claim the same record again after its lease ran out)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
 
 def backoff_delay(*, attempt: int, base: float, cap: float, rng: random.Random | None = None) -> float:
@@ -46,28 +55,25 @@ def record_accept(
 ) -> Accepted:
     """Create the record for (connection, kind, entity) or attach to the existing one. Must be called inside
     the caller's transaction; the caller wakes a worker on commit when `created`."""
-    defaults = {
-        "commerce_number": document.increment_id,
-        "commerce_order_id": document.order_entity_id,
-        "source": source,
-        "document": document.to_json(),
-        "document_date": document.created_at,
-        "grand_total": document.grand_total,
-        "currency": document.currency,
-    }
-    try:
-        with transaction.atomic():
-            record, created = Record.objects.get_or_create(
-                connection=connection,
-                kind=document.kind,
-                commerce_entity_id=document.entity_id,
-                defaults=defaults,
-            )
-    except IntegrityError:  # a concurrent delivery of the same document won the insert
-        record, created = (
-            Record.objects.get(connection=connection, kind=document.kind, commerce_entity_id=document.entity_id),
-            False,
-        )
+    candidate = Record(
+        connection=connection,
+        kind=document.kind,
+        commerce_entity_id=document.entity_id,
+        commerce_number=document.increment_id,
+        commerce_order_id=document.order_entity_id,
+        source=source,
+        document=document.to_json(),
+        document_date=document.created_at,
+        grand_total=document.grand_total,
+        currency=document.currency,
+    )
+    record_id = _record_insert_unless_known(candidate)
+    created = record_id is not None
+    if created:
+        candidate.pk = record_id
+        record = candidate
+    else:
+        record = Record.objects.get(connection=connection, kind=document.kind, commerce_entity_id=document.entity_id)
     audit_record(
         action="record.received" if created else "record.duplicate",
         actor=actor,
@@ -85,16 +91,38 @@ def record_accept(
     return Accepted(record=record, created=created)
 
 
-def record_claim(*, record_id: int, worker: str = WORKER_ID, now: datetime | None = None) -> Record | None:
+def _record_insert_unless_known(record: Record) -> int | None:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING id: one statement, no savepoint, on the hot path of every
+    webhook. None when the document is already known (a concurrent insert of the same document waits for the
+    other transaction and then finds it). PostgreSQL and SQLite (3.35+) both speak this."""
+    meta = Record._meta
+    fields = [f for f in meta.concrete_fields if not f.primary_key]
+    quote = db_connection.ops.quote_name
+    values = [f.get_db_prep_save(f.pre_save(record, add=True), db_connection) for f in fields]
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608
+        f"VALUES ({', '.join(['%s'] * len(fields))}) "
+        "ON CONFLICT (connection_id, kind, commerce_entity_id) DO NOTHING RETURNING id"
+    )
+    with db_connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def record_claim(*, record_id: int, worker: str = "", now: datetime | None = None) -> Record | None:
     """Take the record's lease if it is due and nobody holds it. Returns None when there is nothing to do
     (already done, not due, or another worker holds it). One worker at a time per record."""
     now = now or timezone.now()
+    worker = worker or lease_token()
     lease = timedelta(seconds=settings.CONNECTOR_LEASE_SECONDS)
     with transaction.atomic():
         qs = Record.objects.filter(pk=record_id, state__in=Record.ACTIVE_STATES, next_attempt_at__lte=now)
         qs = qs.filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
         if connection_supports_skip_locked():
-            qs = qs.select_for_update(skip_locked=True)
+            # Lock the record row only: locking the joined connection row too would make concurrent claims
+            # of other records of the same connection skip.
+            qs = qs.select_for_update(skip_locked=True, of=("self",))
         record = qs.select_related("connection").first()
         if record is None:
             return None
@@ -114,6 +142,19 @@ def connection_supports_skip_locked() -> bool:
     from django.db import connection
 
     return connection.features.has_select_for_update_skip_locked
+
+
+def record_renew_lease(*, record: Record, now: datetime | None = None) -> bool:
+    """Extend the lease this worker holds, right before a write to Fusion: the write then happens with a full
+    lease ahead, so no other worker can take the record mid-call. False when the lease was lost."""
+    now = now or timezone.now()
+    until = now + timedelta(seconds=settings.CONNECTOR_LEASE_SECONDS)
+    renewed = Record.objects.filter(pk=record.pk, leased_by=record.leased_by, lease_until__gt=now).update(
+        lease_until=until
+    )
+    if renewed:
+        record.lease_until = until
+    return bool(renewed)
 
 
 def record_release(*, record: Record) -> None:
@@ -248,15 +289,24 @@ def record_ignore(*, record: Record, actor: Any, reason: str) -> Record:
 
 def record_wake(*, record_id: int) -> None:
     """Send a wake-up to a worker. Losing it is harmless: the relay finds due records in Postgres."""
-    import logging
+    records_wake(record_ids=[record_id])
 
-    from .tasks import process_record
 
+def records_wake(*, record_ids: list[int]) -> None:
+    """Wake workers for these records: one message per record, or, for many, one message that a worker fans
+    out (publishing costs the sender CPU; the web process should pay for one message, not hundreds)."""
+    from .tasks import process_record, wake_records
+
+    if not record_ids:
+        return
     try:
-        process_record.apply_async(args=[record_id], retry=False)
-    except Exception:  # broker down: the relay will pick the record up
-        logging.getLogger(__name__).warning(
-            "Broker unavailable; record %s waits for the relay", record_id, extra={"record_id": record_id}
+        if len(record_ids) == 1:
+            process_record.apply_async(args=[record_ids[0]], retry=False)
+        else:
+            wake_records.apply_async(args=[list(record_ids)], retry=False)
+    except Exception:  # broker down: the relay will pick the records up
+        logger.warning(
+            "Broker unavailable; %s record(s) wait for the relay", len(record_ids), extra={"record_ids": record_ids}
         )
 
 

@@ -14,6 +14,16 @@ def process_record(record_id: int) -> str:
     return record_process(record_id=record_id)
 
 
+@shared_task(name="connector.wake_records", ignore_result=True)
+def wake_records(record_ids: list[int]) -> int:
+    """A batch of wake-ups from a web process, fanned out as one process_record message per record."""
+    from .services import record_wake
+
+    for record_id in record_ids:
+        record_wake(record_id=record_id)
+    return len(record_ids)
+
+
 @shared_task(name="connector.relay", ignore_result=True)
 def relay_due_records() -> int:
     return relay.relay_due(limit=500)

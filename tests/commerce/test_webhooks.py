@@ -80,7 +80,7 @@ def post(client, conn_or_slug, body: bytes, *, signature: str | None = None, req
 
 def test_signed_order_is_stored_with_its_record_and_answered_success(client, shop, django_capture_on_commit_callbacks):
     body = raw("order_place_after.json")
-    with mock.patch("commerce.services.record_wake") as wake:
+    with mock.patch("commerce.services.records_wake") as wake:
         with django_capture_on_commit_callbacks(execute=True):
             response = post(client, shop, body, signature=sign(body), request_id="req-1")
         wakeups_flush()
@@ -98,13 +98,13 @@ def test_signed_order_is_stored_with_its_record_and_answered_success(client, sho
     assert (record.kind, record.commerce_entity_id, record.commerce_number) == ("order", "42", "000000042")
     assert record.state == Record.State.RECEIVED and record.source == "webhook"
     assert str(record.grand_total) == "85.9900" and record.document["grand_total"] == "85.99"
-    wake.assert_called_once_with(record_id=record.pk)
+    wake.assert_called_once_with(record_ids=[record.pk])
     assert AuditEvent.objects.filter(action="record.received", target_id=str(record.pk)).exists()
 
 
 def test_nothing_is_woken_before_the_transaction_commits(client, shop, django_capture_on_commit_callbacks):
     body = raw("order_place_after.json")
-    with mock.patch("commerce.services.record_wake") as wake, django_capture_on_commit_callbacks() as callbacks:
+    with mock.patch("commerce.services.records_wake") as wake, django_capture_on_commit_callbacks() as callbacks:
         post(client, shop, body, signature=sign(body))
         wake.assert_not_called()
     assert len(callbacks) == 1
@@ -162,7 +162,7 @@ def test_chunked_body_within_the_limit_is_read_from_the_stream(shop):
 
 def test_five_identical_deliveries_make_one_record(client, shop, django_capture_on_commit_callbacks):
     body = raw("order_place_after.json")
-    with mock.patch("commerce.services.record_wake") as wake:
+    with mock.patch("commerce.services.records_wake") as wake:
         with django_capture_on_commit_callbacks(execute=True):
             answers = [post(client, shop, body, signature=sign(body), request_id="req-same") for _ in range(5)]
         wakeups_flush()
@@ -403,7 +403,7 @@ def test_after_a_failed_wake_up_the_next_ones_are_skipped_for_the_relay(
     wakeups_flush()
     assert waker.skip_until > 0  # the publish was slow: the broker is presumed down for a few seconds
     second = raw("invoice_save_after.json")
-    with mock.patch("commerce.services.record_wake") as wake:
+    with mock.patch("commerce.services.records_wake") as wake:
         with django_capture_on_commit_callbacks(execute=True):
             assert post(client, shop, second, signature=sign(second)).status_code == 200
         wakeups_flush()

@@ -1,14 +1,23 @@
 import random
+import threading
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import connection as db_connection
+from django.db import transaction
 
 from audit.models import AuditEvent
 from connector.documents import SalesDocument, SalesLine
 from connector.exceptions import TransientError
-from connector.models import Record
-from connector.services import backoff_delay, record_accept, record_claim, record_retry_later
+from connector.models import Connection, Record
+from connector.services import (
+    backoff_delay,
+    record_accept,
+    record_claim,
+    record_renew_lease,
+    record_retry_later,
+)
 from tests.factories import make_connection
 
 
@@ -80,3 +89,57 @@ def test_retries_run_out_and_park_the_record():
     record = record_retry_later(record=record, error=TransientError("Fusion answered 503"))
     assert record.state == Record.State.NEEDS_REVIEW
     assert record.resolution_hint.startswith("Resolution:")
+
+
+@pytest.mark.django_db
+def test_a_worker_whose_lease_ran_out_cannot_renew_it():
+    conn = make_connection()
+    record = record_accept(connection=conn, document=_order()).record
+    first = record_claim(record_id=record.pk)
+    assert record_renew_lease(record=first)
+    later = datetime.now(UTC) + timedelta(hours=1)
+    second = record_claim(record_id=record.pk, now=later)
+    assert second is not None and second.leased_by != first.leased_by
+    assert not record_renew_lease(record=first, now=later)
+    assert record_renew_lease(record=second, now=later)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_lock_on_the_connection_row_does_not_stop_claims(postgres_only):
+    conn = make_connection()
+    record = record_accept(connection=conn, document=_order()).record
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_connection_lock():
+        with transaction.atomic():
+            Connection.objects.select_for_update().get(pk=conn.pk)
+            locked.set()
+            release.wait(10)
+        db_connection.close()
+
+    holder = threading.Thread(target=hold_connection_lock)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        assert record_claim(record_id=record.pk) is not None
+    finally:
+        release.set()
+        holder.join()
+
+
+@pytest.mark.django_db
+def test_relay_wakes_a_due_record_once_per_window(monkeypatch):
+    from django.core.cache import cache
+
+    from connector import relay, services
+
+    cache.clear()
+    woken = []
+    monkeypatch.setattr(services, "record_wake", lambda *, record_id: woken.append(record_id))
+    conn = make_connection()
+    record = record_accept(connection=conn, document=_order()).record
+    assert relay.relay_due(limit=10) == 1
+    assert relay.relay_due(limit=10) == 0
+    relay.relay_picked_up(record_id=record.pk)  # a worker took it; it fell due again
+    assert relay.relay_due(limit=10) == 1
+    assert woken == [record.pk, record.pk]
