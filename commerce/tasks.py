@@ -9,6 +9,7 @@ from django.core.cache import cache
 
 from connector.exceptions import ConnectorError
 from connector.models import Connection
+from connector.tasks import fan_out_per_connection
 
 from . import services
 
@@ -20,10 +21,7 @@ BACKFILL_LOCK_SECONDS = 600
 @shared_task(name="commerce.backfill_all", ignore_result=True)
 def backfill_all() -> int:
     """Beat: one backfill task per enabled connection."""
-    ids = list(Connection.objects.filter(enabled=True).values_list("pk", flat=True))
-    for connection_id in ids:
-        backfill_connection.apply_async(args=[connection_id], retry=False)
-    return len(ids)
+    return fan_out_per_connection(backfill_connection)
 
 
 @shared_task(name="commerce.backfill_connection", ignore_result=True)

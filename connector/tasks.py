@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from celery import shared_task
+from celery import Task, shared_task
 
 from . import relay
+from .models import Connection
+
+
+def fan_out_per_connection(task: Task) -> int:
+    """Beat's fan-out: send `task(connection_id)` once for every enabled connection, each on its own, so one slow
+    or failing connection does not hold up the others. Returns how many were sent."""
+    ids = list(Connection.objects.filter(enabled=True).values_list("pk", flat=True))
+    for connection_id in ids:
+        task.apply_async(args=[connection_id], retry=False)
+    return len(ids)
 
 
 @shared_task(name="connector.process_record", ignore_result=True)

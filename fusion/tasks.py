@@ -11,6 +11,7 @@ from django.utils import timezone
 from connector.exceptions import ConnectorError
 from connector.models import Connection
 from connector.pipeline import fusion_client_for
+from connector.tasks import fan_out_per_connection
 
 from . import journals, reference
 from .models import JournalBatch
@@ -54,10 +55,8 @@ def ship_journals() -> str:
 
 @shared_task(name="fusion.refresh_reference_all", ignore_result=True)
 def refresh_reference_all() -> int:
-    ids = list(Connection.objects.filter(enabled=True).values_list("pk", flat=True))
-    for connection_id in ids:
-        refresh_reference.apply_async(args=[connection_id], retry=False)
-    return len(ids)
+    """Beat: one reference refresh task per enabled connection."""
+    return fan_out_per_connection(refresh_reference)
 
 
 @shared_task(name="fusion.refresh_reference", ignore_result=True)
