@@ -33,8 +33,9 @@ class AuditEvent(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
         db_constraint=False,
+        db_index=False,
     )
-    action = models.CharField(max_length=100, db_index=True, help_text="Namespaced, e.g. connection.updated")
+    action = models.CharField(max_length=100, help_text="Namespaced, e.g. connection.updated")
     connection = models.ForeignKey(
         "connector.Connection",
         null=True,
@@ -45,8 +46,8 @@ class AuditEvent(models.Model):
     )
     target_type = models.CharField(max_length=50, blank=True)
     target_id = models.CharField(max_length=64, blank=True)
-    correlation_id = models.CharField(max_length=64, blank=True, db_index=True)
-    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.SUCCESS, db_index=True)
+    correlation_id = models.CharField(max_length=64, blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.SUCCESS)
     message = models.TextField(blank=True)
     data = models.JSONField(default=dict, blank=True)
 
@@ -54,7 +55,12 @@ class AuditEvent(models.Model):
 
     class Meta:
         ordering = ["-occurred_at", "-id"]
-        indexes = [models.Index(fields=["target_type", "target_id", "occurred_at"], name="audit_target_idx")]
+        # Each index costs every audited write (one per webhook): the record timeline, the filters and search.
+        indexes = [
+            models.Index(fields=["target_type", "target_id", "occurred_at"], name="audit_target_idx"),
+            models.Index(fields=["action"], name="audit_action_idx"),
+            models.Index(fields=["correlation_id"], name="audit_correlation_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.occurred_at:%Y-%m-%d %H:%M:%S} {self.action} {self.outcome}"

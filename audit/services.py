@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
+from django.db import connection as db_connection
 from django.db import models
+from django.utils import timezone
 
 from connector.redaction import redact
 
@@ -39,6 +42,35 @@ def audit_record(
 ) -> AuditEvent:
     """Write one audit event. `actor` is a user, or a string such as "system:relay". `data` is redacted here,
     so callers cannot forget to."""
+    event = _event(
+        action=action,
+        actor=actor,
+        connection=connection,
+        target=target,
+        target_type=target_type,
+        target_id=target_id,
+        outcome=outcome,
+        message=message,
+        data=data,
+        correlation_id=correlation_id,
+    )
+    event.save(force_insert=True)
+    return event
+
+
+def _event(
+    *,
+    action: str,
+    actor: Any,
+    connection: Any,
+    target: models.Model | None,
+    target_type: str,
+    target_id: str | int,
+    outcome: str,
+    message: str,
+    data: dict[str, Any] | None,
+    correlation_id: str,
+) -> AuditEvent:
     actor_name, user = _actor_of(actor)
     if target is not None:
         target_type = target_type or target._meta.label_lower
@@ -47,7 +79,7 @@ def audit_record(
     text = str(clean)
     if len(text) > MAX_DATA_CHARS:
         clean = {"truncated": True, "excerpt": text[:MAX_DATA_CHARS]}
-    return AuditEvent.objects.create(
+    return AuditEvent(
         action=action,
         actor=actor_name[:150],
         user=user,
@@ -59,3 +91,50 @@ def audit_record(
         data=clean,
         correlation_id=str(correlation_id or "")[:64],
     )
+
+
+def audit_insert_from(
+    *,
+    source: str,
+    target_id_column: str,
+    action: str,
+    actor: Any = None,
+    connection: Any = None,
+    target_type: str = "",
+    outcome: str = AuditEvent.Outcome.SUCCESS,
+    message: str = "",
+    data: dict[str, Any] | None = None,
+    correlation_id: str = "",
+) -> tuple[str, list[Any]]:
+    """The same event as audit_record, as an `INSERT ... SELECT ... FROM <source>` to compose into one
+    statement with the write it records (the webhook hot path): one row per row of `source`, whose
+    `target_id_column` is the target's id. Same redaction, same columns."""
+    event = _event(
+        action=action,
+        actor=actor,
+        connection=connection,
+        target=None,
+        target_type=target_type,
+        target_id="",
+        outcome=outcome,
+        message=message,
+        data=data,
+        correlation_id=correlation_id,
+    )
+    event.occurred_at = event.occurred_at or timezone.now()
+    fields, sql = _insert_from_sql(source, target_id_column)
+    values = [f.get_db_prep_save(f.pre_save(event, add=True), db_connection) for f in fields]
+    return sql, values
+
+
+@functools.cache
+def _insert_from_sql(source: str, target_id_column: str) -> tuple[list[Any], str]:
+    quote = db_connection.ops.quote_name
+    fields = [f for f in AuditEvent._meta.concrete_fields if not f.primary_key and f.name != "target_id"]
+    columns = ", ".join(quote(f.column) for f in fields)
+    placeholders = ", ".join(["%s"] * len(fields))
+    sql = (
+        f"INSERT INTO {quote(AuditEvent._meta.db_table)} ({columns}, {quote('target_id')}) "  # noqa: S608
+        f"SELECT {placeholders}, CAST({source}.{target_id_column} AS TEXT) FROM {source}"
+    )
+    return fields, sql

@@ -18,12 +18,15 @@ class Delivery(models.Model):
         UNREADABLE = "unreadable", "Unreadable (signed but not understood: review it)"
 
     received_at = models.DateTimeField(default=timezone.now, db_index=True)
-    connection = models.ForeignKey("connector.Connection", on_delete=models.PROTECT, related_name="commerce_deliveries")
-    status = models.CharField(max_length=16, choices=Status.choices, db_index=True)
+    # Indexed through delivery_request_idx, which starts with the connection.
+    connection = models.ForeignKey(
+        "connector.Connection", on_delete=models.PROTECT, related_name="commerce_deliveries", db_index=False
+    )
+    status = models.CharField(max_length=16, choices=Status.choices)
     verifier = models.CharField(
         max_length=150, help_text="The scheme and key label that verified the signature, e.g. adobe_rsa:2026-11"
     )
-    event_name = models.CharField(max_length=150, blank=True, db_index=True)
+    event_name = models.CharField(max_length=150, blank=True)
     request_id = models.CharField(
         max_length=128, blank=True, help_text="x-adobe-commerce-request-id (or the CloudEvent id)"
     )

@@ -23,10 +23,16 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from audit.services import audit_record
+from audit.services import audit_insert_from, audit_record
 from connector.documents import SalesDocument
 from connector.models import Connection, Record
-from connector.services import record_accept, records_wake
+from connector.services import (
+    record_accept,
+    record_insert_statement,
+    record_new,
+    record_received_event,
+    records_wake,
+)
 
 from .models import Delivery, DeliveryRejection
 from .payloads import (
@@ -35,7 +41,6 @@ from .payloads import (
     ORDER,
     UnreadablePayload,
     document_from_entity,
-    entity_number,
     envelope_parse,
 )
 from .verifiers import Verification, commerce_setting
@@ -159,23 +164,28 @@ def delivery_accept(
         "body": body,
     }
     actor = f"system:webhook:{verification.scheme}" if verification.scheme else "system:webhook"
-    with transaction.atomic():
-        placeholder = ""
-        if envelope is not None and envelope.kind == ORDER and entity_number(envelope.entity):
-            placeholder = f"{PLACEHOLDER_PREFIX}{entity_number(envelope.entity)}"[:64]
-        earlier, placeholder_known = _lookups(connection.pk, request_id, placeholder)
-        if earlier is not None:
-            delivery = Delivery.objects.create(**row, status=Delivery.Status.DUPLICATE, record_id=earlier[1])
-            note = f"same request id as delivery {earlier[0]}"
-            _audit(delivery, "delivery.duplicate", AuditEvent.Outcome.INFO, note, actor)
-            return DeliveryOutcome(Delivery.Status.DUPLICATE, delivery.pk, earlier[1], note)
-        if envelope is None or envelope.kind is None:
-            status = Delivery.Status.UNREADABLE if envelope is None else Delivery.Status.IGNORED
-            note = problem or f"event type {event_name!r} is not handled"
-            return _store_without_record(row, status, note, actor)
+    document, unreadable = None, problem
+    if envelope is not None and envelope.kind is not None:
         try:
             document = document_from_entity(envelope.kind, envelope.entity or {})
-            document = _keyed(connection, document, placeholder_known=placeholder_known)
+        except UnreadablePayload as exc:
+            unreadable = str(exc)
+    if document is not None and document.entity_id and db_connection.vendor == "postgresql":
+        stored = _accept_in_one_statement(connection, document, row, actor)
+        if stored is not None:
+            record_id, delivery_id = stored
+            transaction.on_commit(lambda: waker.wake(record_id))
+            return DeliveryOutcome(Delivery.Status.ACCEPTED, delivery_id, record_id)
+    # Everything else (a duplicate, an order known so far by its number, nothing to record, SQLite): one
+    # transaction through the ORM services.
+    with transaction.atomic():
+        if document is None:
+            if envelope is not None and envelope.kind is None:
+                note = f"event type {event_name!r} is not handled"
+                return _store_without_record(row, Delivery.Status.IGNORED, note, actor)
+            return _store_without_record(row, Delivery.Status.UNREADABLE, unreadable, actor)
+        try:
+            document = _keyed(connection, document)
         except UnreadablePayload as exc:
             return _store_without_record(row, Delivery.Status.UNREADABLE, str(exc), actor)
         accepted = record_accept(connection=connection, document=document, actor=actor, correlation_id=request_id)
@@ -185,6 +195,40 @@ def delivery_accept(
         if accepted.created:
             transaction.on_commit(lambda: waker.wake(record.pk))
     return DeliveryOutcome(status, delivery_id, record.pk)
+
+
+def _accept_in_one_statement(
+    connection: Connection, document: SalesDocument, row: dict[str, Any], actor: str
+) -> tuple[int, int] | None:
+    """The common case, a new document, as ONE statement (PostgreSQL): the record, its audit event and the
+    delivery are inserted together or not at all, in one round trip, so a webhook costs about what a bare
+    INSERT does. None when the record was not created (already known, or an order placeholder must take
+    this entity id): the caller's transactional path handles those."""
+    record = record_new(connection=connection, document=document, source=Record.Source.WEBHOOK)
+    placeholder = f"{PLACEHOLDER_PREFIX}{document.increment_id}"[:64] if document.kind == ORDER else ""
+    record_sql, record_params = record_insert_statement(
+        record, unless_placeholder=placeholder if document.increment_id else ""
+    )
+    audit_sql, audit_params = audit_insert_from(
+        source="new_record",
+        target_id_column="id",
+        actor=actor,
+        connection=connection,
+        correlation_id=row["request_id"],
+        **record_received_event(document=document, source=Record.Source.WEBHOOK),
+    )
+    delivery_sql, delivery_params = _delivery_insert_statement(
+        row, status=Delivery.Status.ACCEPTED, record_id_sql="new_record.id", source="new_record"
+    )
+    sql = (
+        f"WITH new_record AS ({record_sql}), new_audit AS ({audit_sql}), "  # noqa: S608 - composed from builders
+        f"new_delivery AS ({delivery_sql} RETURNING id) "
+        "SELECT new_record.id, new_delivery.id FROM new_record, new_delivery"
+    )
+    with db_connection.cursor() as cursor:
+        cursor.execute(sql, [*record_params, *audit_params, *delivery_params])
+        stored = cursor.fetchone()
+    return (stored[0], stored[1]) if stored else None
 
 
 _INSERT_COLUMNS = (
@@ -202,9 +246,12 @@ _INSERT_COLUMNS = (
 )
 
 
-def _delivery_insert(row: dict[str, Any], *, status: str, record_id: int | None) -> int:
-    """The hot path's INSERT, without building a model instance (this runs for every order placed)."""
-    values = [
+def _delivery_insert_statement(
+    row: dict[str, Any], *, status: str, record_id_sql: str = "%s", source: str = ""
+) -> tuple[str, list[Any]]:
+    """The delivery's INSERT without building a model instance (this runs for every order placed). With
+    `source`, the record id comes from that relation (`record_id_sql` names its column)."""
+    values: list[Any] = [
         timezone.now(),
         row["connection"].pk,
         status,
@@ -215,14 +262,18 @@ def _delivery_insert(row: dict[str, Any], *, status: str, record_id: int | None)
         json.dumps(row["headers"]),
         row["body"],
         "",
-        record_id,
     ]
     sql = (
         f"INSERT INTO {Delivery._meta.db_table} ({', '.join(_INSERT_COLUMNS)}) "  # noqa: S608
-        f"VALUES ({', '.join(['%s'] * len(values))}) RETURNING id"
+        f"SELECT {', '.join(['%s'] * len(values))}, {record_id_sql}" + (f" FROM {source}" if source else "")
     )
+    return sql, values
+
+
+def _delivery_insert(row: dict[str, Any], *, status: str, record_id: int | None) -> int:
+    sql, values = _delivery_insert_statement(row, status=status)
     with db_connection.cursor() as cursor:
-        cursor.execute(sql, values)
+        cursor.execute(sql + " RETURNING id", [*values, record_id])
         return cursor.fetchone()[0]
 
 
@@ -250,33 +301,7 @@ def _audit(delivery: Delivery, action: str, outcome: str, message: str, actor: s
     )
 
 
-def _lookups(connection_id: int, request_id: str, placeholder: str) -> tuple[tuple[int, int | None] | None, bool]:
-    """In one round trip (this runs for every delivery): an earlier stored delivery with the same request id,
-    and whether a placeholder record (an order known only by its number) exists."""
-    if not request_id and not placeholder:
-        return None, False
-    parts: list[str] = []
-    params: list[Any] = []
-    if request_id:
-        parts.append(
-            f"SELECT * FROM (SELECT 'd', id, record_id FROM {Delivery._meta.db_table} "  # noqa: S608
-            f"WHERE connection_id = %s AND request_id = %s AND status IN (%s, %s) ORDER BY id LIMIT 1) AS d"
-        )
-        params += [connection_id, request_id, Delivery.Status.ACCEPTED, Delivery.Status.DUPLICATE]
-    if placeholder:
-        parts.append(
-            f"SELECT * FROM (SELECT 'p', id, CAST(NULL AS BIGINT) FROM {Record._meta.db_table} "  # noqa: S608
-            f"WHERE connection_id = %s AND kind = %s AND commerce_entity_id = %s) AS p"
-        )
-        params += [connection_id, ORDER, placeholder]
-    with db_connection.cursor() as cursor:
-        cursor.execute(" UNION ALL ".join(parts), params)
-        rows = cursor.fetchall()
-    earlier = next(((pk, record_id) for tag, pk, record_id in rows if tag == "d"), None)
-    return earlier, any(tag == "p" for tag, _, _ in rows)
-
-
-def _keyed(connection: Connection, document: SalesDocument, *, placeholder_known: bool | None = None) -> SalesDocument:
+def _keyed(connection: Connection, document: SalesDocument) -> SalesDocument:
     """Give a document its record key. Orders from "before" hooks have no entity id yet: they are keyed by
     number; when the real id arrives, the placeholder record takes it, so there is still one record."""
     if document.kind != ORDER or not document.increment_id:
@@ -289,10 +314,9 @@ def _keyed(connection: Connection, document: SalesDocument, *, placeholder_known
             connection=connection, kind=document.kind, commerce_number=document.increment_id
         ).values_list("commerce_entity_id", flat=True)
         return dataclasses.replace(document, entity_id=known.first() or placeholder)
-    if placeholder_known is not False:  # None: not looked up yet
-        Record.objects.filter(connection=connection, kind=document.kind, commerce_entity_id=placeholder).update(
-            commerce_entity_id=document.entity_id
-        )
+    Record.objects.filter(connection=connection, kind=document.kind, commerce_entity_id=placeholder).update(
+        commerce_entity_id=document.entity_id
+    )
     return document
 
 

@@ -259,14 +259,13 @@ class Record(models.Model):
         BACKFILL = "backfill", "Backfill"
         MANUAL = "manual", "Manual"
 
-    connection = models.ForeignKey(Connection, on_delete=models.PROTECT, related_name="records")
+    # Indexed through record_unique_document, which starts with the connection.
+    connection = models.ForeignKey(Connection, on_delete=models.PROTECT, related_name="records", db_index=False)
     kind = models.CharField(max_length=16, choices=Kind.choices)
     commerce_entity_id = models.CharField(max_length=64)
-    commerce_number = models.CharField(
-        max_length=64, blank=True, db_index=True, help_text="Commerce increment id, e.g. 000000123"
-    )
+    commerce_number = models.CharField(max_length=64, blank=True, help_text="Commerce increment id, e.g. 000000123")
     commerce_order_id = models.CharField(
-        max_length=64, blank=True, db_index=True, help_text="The order this invoice or credit memo belongs to"
+        max_length=64, blank=True, help_text="The order this invoice or credit memo belongs to"
     )
     source = models.CharField(max_length=16, choices=Source.choices, default=Source.WEBHOOK)
     document = models.JSONField(help_text="The normalised SalesDocument")
@@ -274,9 +273,9 @@ class Record(models.Model):
     grand_total = models.DecimalField(max_digits=19, decimal_places=4, null=True, blank=True)
     currency = models.CharField(max_length=3, blank=True)
 
-    state = models.CharField(max_length=20, choices=State.choices, default=State.RECEIVED, db_index=True)
+    state = models.CharField(max_length=20, choices=State.choices, default=State.RECEIVED)
     attempts = models.PositiveIntegerField(default=0)
-    next_attempt_at = models.DateTimeField(default=timezone.now, db_index=True)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
     lease_until = models.DateTimeField(null=True, blank=True)
     leased_by = models.CharField(max_length=100, blank=True)
     last_error = models.TextField(blank=True)
@@ -288,9 +287,9 @@ class Record(models.Model):
 
     plan = models.JSONField(null=True, blank=True, help_text="The last posting plan")
     fusion_transaction_id = models.CharField(max_length=40, blank=True)
-    fusion_transaction_number = models.CharField(max_length=60, blank=True, db_index=True)
+    fusion_transaction_number = models.CharField(max_length=60, blank=True)
     linked_record = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="linked_from"
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="linked_from", db_index=False
     )
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -301,7 +300,14 @@ class Record(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["connection", "kind", "commerce_entity_id"], name="record_unique_document"),
         ]
-        indexes = [models.Index(fields=["state", "next_attempt_at"], name="record_due_idx")]
+        # Every index is paid for on each webhook's INSERT: only the ones a query needs. Plain btree indexes
+        # (not db_index, which adds a LIKE-pattern twin for every CharField on PostgreSQL).
+        indexes = [
+            models.Index(fields=["state", "next_attempt_at"], name="record_due_idx"),
+            models.Index(fields=["commerce_number"], name="record_number_idx"),
+            models.Index(fields=["commerce_order_id"], name="record_order_idx"),
+            models.Index(fields=["fusion_transaction_number"], name="record_fusion_number_idx"),
+        ]
         ordering = ["-created_at"]
 
     def __str__(self) -> str:

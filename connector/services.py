@@ -3,6 +3,7 @@ Each state change writes its audit event in the same transaction."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import random
@@ -55,7 +56,60 @@ def record_accept(
 ) -> Accepted:
     """Create the record for (connection, kind, entity) or attach to the existing one. Must be called inside
     the caller's transaction; the caller wakes a worker on commit when `created`."""
-    candidate = Record(
+    candidate = record_new(connection=connection, document=document, source=source)
+    sql, params = record_insert_statement(candidate)
+    with db_connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    created = row is not None
+    if row is not None:
+        candidate.pk = row[0]
+        record = candidate
+    else:
+        record = Record.objects.get(connection=connection, kind=document.kind, commerce_entity_id=document.entity_id)
+    event = record_received_event(document=document, source=source, created=created)
+    audit_record(actor=actor, connection=connection, target=record, correlation_id=correlation_id, **event)
+    return Accepted(record=record, created=created)
+
+
+def record_insert_statement(
+    record: Record, *, unless_placeholder: str = "", returning: bool = True
+) -> tuple[str, list[Any]]:
+    """`INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING id` for a new record: one statement, no
+    savepoint, on the hot path of every webhook (PostgreSQL and SQLite 3.35+ both speak it). It inserts
+    nothing when the document is already known (a concurrent insert of the same document waits for the other
+    transaction, then finds it), nor when `unless_placeholder` names an order placeholder record that exists
+    (that record must take the document's entity id instead; the caller's slow path does that)."""
+    fields, sql = _record_insert_sql(bool(unless_placeholder), returning)
+    values: list[Any] = [f.get_db_prep_save(f.pre_save(record, add=True), db_connection) for f in fields]
+    if unless_placeholder:
+        values += [record.connection_id, record.kind, unless_placeholder]
+    return sql, values
+
+
+@functools.cache
+def _record_insert_sql(guarded: bool, returning: bool) -> tuple[list[Any], str]:
+    meta = Record._meta
+    fields = [f for f in meta.concrete_fields if not f.primary_key]
+    quote = db_connection.ops.quote_name
+    table = quote(meta.db_table)
+    guard = "1 = 1"
+    if guarded:
+        guard = (
+            f"NOT EXISTS (SELECT 1 FROM {table} WHERE connection_id = %s AND kind = %s "  # noqa: S608
+            "AND commerce_entity_id = %s)"
+        )
+    sql = (
+        f"INSERT INTO {table} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608
+        f"SELECT {', '.join(['%s'] * len(fields))} WHERE {guard} "
+        "ON CONFLICT (connection_id, kind, commerce_entity_id) DO NOTHING" + (" RETURNING id" if returning else "")
+    )
+    return fields, sql
+
+
+def record_new(*, connection: Connection, document: SalesDocument, source: str) -> Record:
+    """An unsaved record for a document (record_accept, or a caller composing record_insert_statement)."""
+    return Record(
         connection=connection,
         kind=document.kind,
         commerce_entity_id=document.entity_id,
@@ -67,47 +121,21 @@ def record_accept(
         grand_total=document.grand_total,
         currency=document.currency,
     )
-    record_id = _record_insert_unless_known(candidate)
-    created = record_id is not None
-    if created:
-        candidate.pk = record_id
-        record = candidate
-    else:
-        record = Record.objects.get(connection=connection, kind=document.kind, commerce_entity_id=document.entity_id)
-    audit_record(
-        action="record.received" if created else "record.duplicate",
-        actor=actor,
-        connection=connection,
-        target=record,
-        outcome=AuditEvent.Outcome.SUCCESS if created else AuditEvent.Outcome.INFO,
-        message=(
+
+
+def record_received_event(*, document: SalesDocument, source: str, created: bool = True) -> dict[str, Any]:
+    """The audit event of a record's arrival (or of a duplicate), for audit_record or audit_insert_from."""
+    return {
+        "action": "record.received" if created else "record.duplicate",
+        "target_type": Record._meta.label_lower,
+        "outcome": AuditEvent.Outcome.SUCCESS if created else AuditEvent.Outcome.INFO,
+        "message": (
             f"{document.kind} {document.increment_id} received via {source}"
             if created
             else f"{document.kind} {document.increment_id} already known; nothing new created"
         ),
-        data={"source": source, "grand_total": str(document.grand_total), "currency": document.currency},
-        correlation_id=correlation_id,
-    )
-    return Accepted(record=record, created=created)
-
-
-def _record_insert_unless_known(record: Record) -> int | None:
-    """INSERT ... ON CONFLICT DO NOTHING RETURNING id: one statement, no savepoint, on the hot path of every
-    webhook. None when the document is already known (a concurrent insert of the same document waits for the
-    other transaction and then finds it). PostgreSQL and SQLite (3.35+) both speak this."""
-    meta = Record._meta
-    fields = [f for f in meta.concrete_fields if not f.primary_key]
-    quote = db_connection.ops.quote_name
-    values = [f.get_db_prep_save(f.pre_save(record, add=True), db_connection) for f in fields]
-    sql = (
-        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608
-        f"VALUES ({', '.join(['%s'] * len(fields))}) "
-        "ON CONFLICT (connection_id, kind, commerce_entity_id) DO NOTHING RETURNING id"
-    )
-    with db_connection.cursor() as cursor:
-        cursor.execute(sql, values)
-        row = cursor.fetchone()
-    return row[0] if row else None
+        "data": {"source": source, "grand_total": str(document.grand_total), "currency": document.currency},
+    }
 
 
 def record_claim(*, record_id: int, worker: str = "", now: datetime | None = None) -> Record | None:

@@ -172,8 +172,18 @@ def test_five_identical_deliveries_make_one_record(client, shop, django_capture_
     statuses = list(Delivery.objects.order_by("id").values_list("status", flat=True))
     assert statuses == ["accepted"] + ["duplicate"] * 4
     assert set(Delivery.objects.values_list("record_id", flat=True)) == {Record.objects.get().pk}
-    assert AuditEvent.objects.filter(action="delivery.duplicate").count() == 4
+    assert AuditEvent.objects.filter(action="record.duplicate").count() == 4
     assert wake.call_count == 1
+
+
+def test_hooks_of_one_commerce_request_share_its_request_id_and_are_not_duplicates(client, shop):
+    # Commerce sets x-adobe-commerce-request-id once per PHP request: an order and its invoice (or two orders
+    # of a multi-address checkout) can arrive under the same id. Each document is its own record.
+    order, invoice = raw("order_place_after.json"), raw("invoice_save_after.json")
+    assert post(client, shop, order, signature=sign(order), request_id="req-shared").status_code == 200
+    assert post(client, shop, invoice, signature=sign(invoice), request_id="req-shared").status_code == 200
+    assert sorted(Record.objects.values_list("kind", flat=True)) == ["invoice", "order"]
+    assert list(Delivery.objects.values_list("status", flat=True)) == ["accepted", "accepted"]
 
 
 def test_same_document_under_a_new_request_id_attaches_to_the_existing_record(client, shop):
