@@ -199,8 +199,20 @@ def _entity_id(entity: Mapping[str, Any]) -> str:
     return _text(entity.get("entity_id") or entity.get("id"))
 
 
-def _money(entity: Mapping[str, Any], key: str, currency: str) -> Decimal:
-    return quantize(_decimal(entity.get(key), field=key), currency)
+def _money(entity: Mapping[str, Any], key: str, currency: str, *, prefix: str = "") -> Decimal:
+    return quantize(_decimal(entity.get(key), field=f"{prefix}{key}"), currency)
+
+
+# Adobe Commerce (not Open Source) payments that come off the grand total. Raw model data (webhooks) carries them
+# on the entity; REST carries them in extension_attributes.
+PREPAID_KEYS = ("gift_cards_amount", "customer_balance_amount", "reward_currency_amount")
+
+
+def _prepaid(entity: Mapping[str, Any], key: str, currency: str) -> Decimal:
+    value = entity.get(key)
+    if value in (None, ""):
+        value = _obj(entity.get("extension_attributes")).get(key)
+    return quantize(abs(_decimal(value, field=key)), currency)
 
 
 def _currency(entity: Mapping[str, Any], order: Mapping[str, Any] | None) -> str:
@@ -253,6 +265,7 @@ def _line(
         row_total=quantize(row, currency),
         discount=quantize(abs(_decimal(item.get("discount_amount"), field="items[].discount_amount")), currency),
         tax=quantize(_decimal(item.get("tax_amount"), field="items[].tax_amount"), currency),
+        discount_tax_compensation=_money(item, "discount_tax_compensation_amount", currency, prefix="items[]."),
         tax_percent=_decimal(item.get("tax_percent"), field="items[].tax_percent"),
         product_type=product_type or _text(item.get("product_type")) or "simple",
         attribute_set_id=_text(item.get("attribute_set_id") or options.get("attribute_set_id")),
@@ -378,6 +391,9 @@ def _common(entity: Mapping[str, Any], kind: str, currency: str, order: Mapping[
         "shipping_discount": quantize(
             abs(_decimal(entity.get("shipping_discount_amount"), field="shipping_discount_amount")), currency
         ),
+        "shipping_discount_tax_compensation": _money(entity, "shipping_discount_tax_compensation_amount", currency),
+        "discount_tax_compensation": _money(entity, "discount_tax_compensation_amount", currency),
+        **{key: _prepaid(entity, key, currency) for key in PREPAID_KEYS},
         "status": _text(entity.get("status") or entity.get("state")),
     }
 
@@ -396,6 +412,24 @@ def order_document(order: Mapping[str, Any]) -> SalesDocument:
     )
 
 
+def _shipping_discount(
+    entity: Mapping[str, Any], lines: tuple[SalesLine, ...], currency: str, given: Decimal
+) -> Decimal:
+    """Invoices and credit memos have no shipping_discount_amount: their discount_amount covers the items' and the
+    shipping's discounts, so the shipping's is the part the items do not account for (never more than the
+    shipping itself; anything else is left for the totals check to show)."""
+    if entity.get("shipping_discount_amount") not in (None, ""):
+        return given
+    if any(item.get("discount_amount") in (None, "") for item in _items(entity) if not _unpriced(item)):
+        return given  # items that do not say their discount: the rest is not known to be the shipping's
+    header = quantize(abs(_decimal(entity.get("discount_amount"), field="discount_amount")), currency)
+    rest = header - sum((line.discount for line in lines), Decimal("0"))
+    shipping = _money(entity, "shipping_incl_tax", currency) or (
+        _money(entity, "shipping_amount", currency) + _money(entity, "shipping_tax_amount", currency)
+    )
+    return rest if 0 < rest <= shipping else given
+
+
 def invoice_document(invoice: Mapping[str, Any], *, order: Mapping[str, Any] | None = None) -> SalesDocument:
     order = order or (invoice.get("order") if isinstance(invoice.get("order"), dict) else None)
     currency = _currency(invoice, order)
@@ -403,9 +437,11 @@ def invoice_document(invoice: Mapping[str, Any], *, order: Mapping[str, Any] | N
     order_id = _text(invoice.get("order_id") or (order or {}).get("entity_id"))
     if not order_id:
         raise UnreadablePayload("the invoice has no order_id")
+    lines = _document_lines(_items(invoice), currency)
+    common["shipping_discount"] = _shipping_discount(invoice, lines, currency, common["shipping_discount"])
     return SalesDocument(
         **common,
-        lines=_document_lines(_items(invoice), currency),
+        lines=lines,
         customer=_customer(invoice, order),
         order_entity_id=order_id,
         order_increment_id=_text(invoice.get("order_increment_id") or (order or {}).get("increment_id")),
@@ -419,9 +455,11 @@ def creditmemo_document(memo: Mapping[str, Any], *, order: Mapping[str, Any] | N
     order_id = _text(memo.get("order_id") or (order or {}).get("entity_id"))
     if not order_id:
         raise UnreadablePayload("the credit memo has no order_id")
+    lines = _document_lines(_items(memo), currency)
+    common["shipping_discount"] = _shipping_discount(memo, lines, currency, common["shipping_discount"])
     return SalesDocument(
         **common,
-        lines=_document_lines(_items(memo), currency),
+        lines=lines,
         customer=_customer(memo, order),
         order_entity_id=order_id,
         order_increment_id=_text(memo.get("order_increment_id") or (order or {}).get("increment_id")),

@@ -66,8 +66,11 @@ class SalesLine:
     qty: Decimal
     unit_price: Decimal  # excluding tax, before discount
     row_total: Decimal  # qty * unit_price, excluding tax, before discount
-    discount: Decimal = Decimal("0")  # positive amount taken off this line
+    discount: Decimal = Decimal("0")  # positive amount taken off this line (tax included when prices are)
     tax: Decimal = Decimal("0")
+    # The tax inside a tax-inclusive discount, which Commerce gives back (discount_tax_compensation_amount):
+    # the line adds row_total - discount + tax + this to the grand total.
+    discount_tax_compensation: Decimal = Decimal("0")
     tax_percent: Decimal = Decimal("0")
     product_type: str = "simple"
     attribute_set_id: str = ""
@@ -76,7 +79,8 @@ class SalesLine:
 
     @property
     def net(self) -> Decimal:
-        return self.row_total - self.discount
+        """Excluding tax, after the discount less the tax it carried."""
+        return self.row_total - self.discount + self.discount_tax_compensation
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,14 @@ class SalesDocument:
     shipping_amount: Decimal = Decimal("0")  # excluding tax
     shipping_tax: Decimal = Decimal("0")
     shipping_discount: Decimal = Decimal("0")
+    shipping_discount_tax_compensation: Decimal = Decimal("0")
+    # As Commerce reports it on the header: the items' compensation on an order, items and shipping on an
+    # invoice or credit memo. The lines carry their own; this is the fallback when they do not.
+    discount_tax_compensation: Decimal = Decimal("0")
+    # Paid inside Commerce before the grand total: the grand total is what is left to collect.
+    gift_cards_amount: Decimal = Decimal("0")
+    customer_balance_amount: Decimal = Decimal("0")  # store credit
+    reward_currency_amount: Decimal = Decimal("0")  # reward points, in money
     adjustment_positive: Decimal = Decimal("0")  # credit memo refund adjustment
     adjustment_negative: Decimal = Decimal("0")  # credit memo adjustment fee
     status: str = ""
@@ -111,6 +123,11 @@ class SalesDocument:
     @property
     def discount_total(self) -> Decimal:
         return sum((line.discount for line in self.lines), Decimal("0")) + self.shipping_discount
+
+    @property
+    def prepaid_total(self) -> Decimal:
+        """Gift cards, store credit and reward points: payments, not price changes."""
+        return self.gift_cards_amount + self.customer_balance_amount + self.reward_currency_amount
 
     def to_json(self) -> dict[str, Any]:
         return _to_json(self)

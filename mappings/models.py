@@ -297,6 +297,7 @@ class AccountTemplate(RuleBase):
         DISCOUNT = "discount", "Discount (when booked apart)"
         ROUNDING = "rounding", "Rounding"
         CLEARING = "clearing", "Journal clearing / offset"
+        PREPAYMENT = "prepayment", "Prepayment (gift cards, store credit, reward points)"
 
     account_class = models.CharField(max_length=16, choices=AccountClass.choices)
     combination = models.CharField(

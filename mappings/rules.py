@@ -21,7 +21,11 @@ from connector.documents import Customer, SalesDocument, SalesLine, currency_exp
 REVENUE, RECEIVABLE, FREIGHT, TAX = "Revenue", "Receivable", "Freight", "Tax"
 
 # Account template classes a connection configures.
-TEMPLATE_CLASSES = ("revenue", "receivable", "freight", "tax", "discount", "rounding", "clearing")
+TEMPLATE_CLASSES = ("revenue", "receivable", "freight", "tax", "discount", "rounding", "clearing", "prepayment")
+# What a template class is for, where the name alone does not say it (used in the "template missing" fix).
+TEMPLATE_PURPOSES = {
+    "prepayment": "the gift card, store credit and reward points liability or clearing account",
+}
 
 # Match types, highest precedence first. Within a tier the most recent effective_from wins.
 CUSTOMER_MATCH_TYPES = ("customer_id", "email", "company", "customer_group", "default")
@@ -47,12 +51,21 @@ MATCH_LABELS = {
 WINNERS = ("customer", "product", "template")
 DEFAULT_WINNER = "product"
 
-LINE_ITEM, LINE_FREIGHT, LINE_DISCOUNT, LINE_ADJUSTMENT, LINE_ROUNDING = (
+LINE_ITEM, LINE_FREIGHT, LINE_DISCOUNT, LINE_ADJUSTMENT, LINE_PREPAYMENT, LINE_ROUNDING = (
     "item",
     "freight",
     "discount",
     "adjustment",
+    "prepayment",
     "rounding",
+)
+
+# Payments taken inside Commerce (Adobe Commerce gift cards, store credit, reward points), which Commerce takes
+# off the grand total: SalesDocument field -> the plan line's description.
+PREPAYMENTS = (
+    ("gift_cards_amount", "Gift card"),
+    ("customer_balance_amount", "Store credit"),
+    ("reward_currency_amount", "Reward points"),
 )
 
 CURRENCY_KEEP, CURRENCY_CONVERT = "order", "convert"
@@ -200,7 +213,7 @@ class PlanHeader:
 @dataclass(frozen=True)
 class PlanLine:
     line_number: int
-    kind: str  # item | freight | discount | adjustment | rounding
+    kind: str  # item | freight | discount | adjustment | prepayment | rounding
     description: str
     quantity: Decimal
     unit_selling_price: Decimal
@@ -532,11 +545,13 @@ class _Accounts:
             return Account("", (), "no segment layout")
         template = self.templates.get(account_class)
         if template is None:
+            purpose = TEMPLATE_PURPOSES.get(account_class)
             self.problems.add(
                 "template_missing",
                 f"No {account_class} account template is effective on {self.on.isoformat()}.",
-                f"Add the {account_class} account template (a full account combination) in Mappings > Account "
-                "templates, then replay the record.",
+                f"Add the {account_class} account template (a full account combination"
+                + (f": {purpose}" if purpose else "")
+                + ") in Mappings > Account templates, then replay the record.",
             )
             return Account("", (), f"no {account_class} template")
 
@@ -670,6 +685,10 @@ def _local_date(document: SalesDocument, time_zone: str) -> date:
     return created.astimezone(zone).date()
 
 
+def _compensation_note(discount: Decimal, compensation: Decimal) -> str:
+    return f" ({discount} less {compensation} discount tax compensation)" if compensation else ""
+
+
 def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -720,8 +739,13 @@ def resolve(
     number = 0
     for source in document.lines:
         gross, discount, tax = q(source.row_total), q(source.discount), q(source.tax)
-        if source.qty == 0 and not (gross or discount or tax):
+        # With tax-inclusive prices a discount carries tax, which Commerce gives back as the discount tax
+        # compensation (row_total - discount + tax + compensation is the line's part of the grand total): the
+        # discount off the net price is what is left.
+        compensation = q(source.discount_tax_compensation)
+        if source.qty == 0 and not (gross or discount or tax or compensation):
             continue
+        net_discount = discount - compensation
         product = match_product(source, rules.products, on)
         product_rule = product.rule if product is not None else None
         if product is None and needs_accounts:
@@ -733,7 +757,7 @@ def resolve(
                 f"Add a product rule for SKU {source.sku} (or a SKU pattern, attribute set or category that "
                 "covers it, or a default product rule) in Mappings > Product rules, then replay the record.",
             )
-        amount = gross if separate_discounts else gross - discount
+        amount = gross if separate_discounts else gross - net_discount
         number += 1
         quantity, unit_price, qty_note = price_line(amount, source.qty, currency)
         lines.append(
@@ -756,7 +780,7 @@ def resolve(
         postings.append((REVENUE, number, amount, account("revenue", product, number)))
         if tax:
             postings.append((TAX, number, tax, account("tax", None, number)))
-        if separate_discounts and discount:
+        if separate_discounts and net_discount:
             number += 1
             lines.append(
                 PlanLine(
@@ -764,22 +788,24 @@ def resolve(
                     kind=LINE_DISCOUNT,
                     description=_cut(f"Discount {source.sku}", DESCRIPTION_MAX),
                     quantity=Decimal("1"),
-                    unit_selling_price=-discount,
-                    amount=-discount,
+                    unit_selling_price=-net_discount,
+                    amount=-net_discount,
                     sku=source.sku,
                     source_line_id=source.line_id,
-                    reason=f"discount on line {number - 1}",
+                    reason=f"discount on line {number - 1}" + _compensation_note(discount, compensation),
                 )
             )
-            postings.append((REVENUE, number, -discount, account("discount", product, number)))
+            postings.append((REVENUE, number, -net_discount, account("discount", product, number)))
 
-    shipping, shipping_discount, shipping_tax = (
+    shipping, shipping_discount, shipping_tax, shipping_compensation = (
         q(document.shipping_amount),
         q(document.shipping_discount),
         q(document.shipping_tax),
+        q(document.shipping_discount_tax_compensation),
     )
-    if shipping or shipping_discount or shipping_tax:
-        freight = shipping if separate_discounts else shipping - shipping_discount
+    if shipping or shipping_discount or shipping_tax or shipping_compensation:
+        shipping_net_discount = shipping_discount - shipping_compensation
+        freight = shipping if separate_discounts else shipping - shipping_net_discount
         number += 1
         lines.append(
             PlanLine(
@@ -796,7 +822,7 @@ def resolve(
         postings.append((FREIGHT, number, freight, account("freight", None, number)))
         if shipping_tax:
             postings.append((TAX, number, shipping_tax, account("tax", None, number)))
-        if separate_discounts and shipping_discount:
+        if separate_discounts and shipping_net_discount:
             number += 1
             lines.append(
                 PlanLine(
@@ -804,12 +830,36 @@ def resolve(
                     kind=LINE_DISCOUNT,
                     description="Shipping discount",
                     quantity=Decimal("1"),
-                    unit_selling_price=-shipping_discount,
-                    amount=-shipping_discount,
-                    reason="shipping discount",
+                    unit_selling_price=-shipping_net_discount,
+                    amount=-shipping_net_discount,
+                    reason="shipping discount" + _compensation_note(shipping_discount, shipping_compensation),
                 )
             )
-            postings.append((REVENUE, number, -shipping_discount, account("discount", None, number)))
+            postings.append((REVENUE, number, -shipping_net_discount, account("discount", None, number)))
+
+    # The lines carry their compensation. A payload whose items do not is caught up from the header, which counts
+    # the items' compensation on an order and the items' and shipping's on an invoice or credit memo.
+    unplaced = Decimal("0")
+    if document.discount_tax_compensation and not any(ln.discount_tax_compensation for ln in document.lines):
+        unplaced = q(document.discount_tax_compensation)
+        if document.kind != "order":
+            unplaced -= shipping_compensation
+    if unplaced:
+        number += 1
+        lines.append(
+            PlanLine(
+                line_number=number,
+                kind=LINE_DISCOUNT,
+                description="Discount tax compensation",
+                quantity=Decimal("1"),
+                unit_selling_price=unplaced,
+                amount=unplaced,
+                reason=f"discount tax compensation {unplaced} from the Commerce totals (its items carry none)",
+            )
+        )
+        postings.append(
+            (REVENUE, number, unplaced, account("discount" if separate_discounts else "revenue", None, number))
+        )
 
     for text, value in (
         ("Refund adjustment", q(document.adjustment_positive)),
@@ -830,6 +880,31 @@ def resolve(
             )
             postings.append((REVENUE, number, value, account("revenue", None, number)))
 
+    # Gift cards, store credit and reward points are payments, not price changes: the sale keeps its full price
+    # and these lines (on the prepayment account) bring the document down to the grand total Commerce reports,
+    # which is what the customer still owes (or, on a credit memo, what is refunded by other means).
+    for field_name, text in PREPAYMENTS:
+        paid = q(getattr(document, field_name))
+        if not paid:
+            continue
+        number += 1
+        if document.kind == "creditmemo":
+            why = f"{paid} {currency} refunded to the {text.lower()} in Commerce, not part of its grand total"
+        else:
+            why = f"{paid} {currency} paid by {text.lower()} in Commerce, not part of its grand total"
+        lines.append(
+            PlanLine(
+                line_number=number,
+                kind=LINE_PREPAYMENT,
+                description=text,
+                quantity=Decimal("1"),
+                unit_selling_price=-paid,
+                amount=-paid,
+                reason=why,
+            )
+        )
+        postings.append((REVENUE, number, -paid, account("prepayment", None, number)))
+
     commerce_total = q(document.grand_total)
     plan_total = sum((line.amount + line.tax_amount for line in lines), Decimal("0"))
     residue = commerce_total - plan_total
@@ -839,7 +914,10 @@ def resolve(
     commerce_lines = len(document.lines) + sum(
         1
         for present in (
-            document.shipping_amount or document.shipping_discount or document.shipping_tax,
+            document.shipping_amount
+            or document.shipping_discount
+            or document.shipping_tax
+            or document.shipping_discount_tax_compensation,
             document.adjustment_positive,
             document.adjustment_negative,
         )

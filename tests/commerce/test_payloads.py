@@ -206,3 +206,86 @@ def test_unreadable_orders_say_why(change, words):
     order.update(change)
     with pytest.raises(UnreadablePayload, match=words):
         document_from_entity("order", order)
+
+
+# --- tax-inclusive discounts and payments taken inside Commerce -------------------------------------------------
+
+
+def gift_card_order() -> dict:
+    return fixture("order_gift_card_tax_inclusive.json")["data"]["order"]
+
+
+def test_tax_inclusive_discount_keeps_its_tax_compensation_per_line_and_on_shipping():
+    doc = order_document(gift_card_order())
+    assert [(line.sku, line.discount, line.tax, line.discount_tax_compensation) for line in doc.lines] == [
+        ("MH01-L-Black", Decimal("12.00"), Decimal("18.00"), Decimal("2.00")),
+        ("24-UG04", Decimal("2.70"), Decimal("4.05"), Decimal("0.45")),
+    ]
+    assert doc.lines[0].net == Decimal("90.00")  # 100.00 less the discount's 10.00 without its tax
+    assert doc.discount_tax_compensation == Decimal("2.45")
+    assert doc.shipping_discount_tax_compensation == Decimal("0.10")
+
+
+def test_gift_card_store_credit_and_reward_points_are_read_as_payments():
+    doc = order_document(gift_card_order())
+    assert (doc.gift_cards_amount, doc.customer_balance_amount, doc.reward_currency_amount) == (
+        Decimal("25.00"),
+        Decimal("10.00"),
+        Decimal("2.70"),
+    )
+    assert doc.prepaid_total == Decimal("37.70")
+
+
+def test_the_tax_inclusive_gift_card_order_adds_up_to_its_grand_total():
+    doc = order_document(gift_card_order())
+    total = (
+        sum(line.net for line in doc.lines)
+        + doc.tax_total
+        + doc.shipping_amount
+        - doc.shipping_discount
+        + doc.shipping_discount_tax_compensation
+        - doc.prepaid_total
+    )
+    assert total == doc.grand_total == Decimal("100.00")
+
+
+def test_rest_invoice_reads_the_payments_from_its_extension_attributes():
+    doc = invoice_document(fixture("invoice_gift_card_rest.json"))
+    assert doc.currency == "GBP" and doc.order_entity_id == "57"
+    assert (doc.gift_cards_amount, doc.customer_balance_amount, doc.reward_currency_amount) == (
+        Decimal("25.00"),
+        Decimal("10.00"),
+        Decimal("2.70"),
+    )
+    # An invoice's header compensation includes the shipping's.
+    assert doc.discount_tax_compensation == Decimal("2.55")
+    # Invoices have no shipping_discount_amount: the shipping's share of discount_amount is what the items leave.
+    assert doc.shipping_discount == Decimal("0.60") and doc.shipping_discount_tax_compensation == Decimal("0.10")
+    assert [line.discount_tax_compensation for line in doc.lines] == [Decimal("2.00"), Decimal("0.45")]
+
+
+def test_an_invoice_whose_items_do_not_say_their_discount_puts_none_of_it_on_shipping():
+    invoice = fixture("invoice_gift_card_rest.json")
+    invoice["discount_amount"] = -2.7  # small enough to pass for a shipping discount
+    for item in invoice["items"]:
+        del item["discount_amount"]
+    assert invoice_document(invoice).shipping_discount == 0
+
+
+def test_orders_without_these_amounts_read_them_as_zero():
+    doc = order_document(fixture("order_place_after.json")["data"]["order"])
+    assert doc.prepaid_total == 0 and doc.discount_tax_compensation == 0
+    assert doc.shipping_discount_tax_compensation == 0
+    assert all(line.discount_tax_compensation == 0 for line in doc.lines)
+
+
+def test_new_amounts_survive_the_json_round_trip_and_old_json_still_loads():
+    doc = order_document(gift_card_order())
+    stored = json.loads(json.dumps(doc.to_json()))
+    assert stored["gift_cards_amount"] == "25.00" and stored["lines"][0]["discount_tax_compensation"] == "2.00"
+    assert SalesDocument.from_json(stored) == doc
+    # A record stored before these fields existed.
+    old = {k: v for k, v in stored.items() if k not in {"gift_cards_amount", "discount_tax_compensation"}}
+    old["lines"] = [{k: v for k, v in line.items() if k != "discount_tax_compensation"} for line in stored["lines"]]
+    loaded = SalesDocument.from_json(old)
+    assert loaded.gift_cards_amount == 0 and loaded.lines[0].discount_tax_compensation == 0

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from datetime import UTC, date, datetime
 from decimal import Decimal as D
+from pathlib import Path
 
 import pytest
 
@@ -33,6 +35,7 @@ TEMPLATES = (
     AccountTemplateData("discount", "01-000-4900-0000-00"),
     AccountTemplateData("rounding", "01-000-7990-0000-00"),
     AccountTemplateData("clearing", "01-000-1990-0000-00"),
+    AccountTemplateData("prepayment", "01-000-2410-0000-00"),
 )
 DEFAULT_CUSTOMER = CustomerRuleData("default", "", "WEB-1000", "WEB-SITE")
 DEFAULT_PRODUCT = ProductRuleData("default", "", segments={"product": "9999"})
@@ -563,3 +566,147 @@ def test_segment_values_text_round_trips():
         parse_segment_values("account 4110")
     with pytest.raises(ValueError, match="twice"):
         parse_segment_values("a=1; a=2")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Tax-inclusive discounts (discount tax compensation) and payments taken inside Commerce
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def tax_inclusive_order(**kw) -> SalesDocument:
+    """UK prices include 20% VAT and the 10% coupon applies to them: Commerce takes the discount with its tax and
+    gives the tax back as discount tax compensation (row_total - discount + tax + compensation per line)."""
+    values = {
+        "currency": "GBP",
+        "shipping_amount": D("5.00"),
+        "shipping_discount": D("0.60"),
+        "shipping_tax": D("0.90"),
+        "shipping_discount_tax_compensation": D("0.10"),
+        "discount_tax_compensation": D("2.45"),
+        "grand_total": "137.70",
+    }
+    values.update(kw)
+    return order(
+        line(sku="MH01", qty="2", price="50.00", discount="12.00", tax="18.00", discount_tax_compensation=D("2.00")),
+        line(sku="UG04", qty="3", price="7.50", discount="2.70", tax="4.05", discount_tax_compensation=D("0.45")),
+        **values,
+    )
+
+
+def test_tax_inclusive_discount_books_each_line_net_of_the_discount_without_its_tax():
+    plan = resolve(tax_inclusive_order(), ruleset(), DEFAULTS)
+    assert plan.ok, plan.problems
+    assert [(ln.kind, ln.amount, ln.tax_amount) for ln in plan.lines] == [
+        ("item", D("90.00"), D("18.00")),  # 100.00 - 12.00 + 2.00
+        ("item", D("20.25"), D("4.05")),  # 22.50 - 2.70 + 0.45
+        ("freight", D("4.50"), D("0.90")),  # 5.00 - 0.60 + 0.10
+    ]
+    assert plan.total == plan.commerce_total == D("137.70")
+
+
+def test_tax_inclusive_discount_lines_in_separate_mode_are_the_discount_less_its_tax():
+    plan = resolve(tax_inclusive_order(), ruleset(), dataclasses.replace(DEFAULTS, discount_mode="separate"))
+    assert plan.ok, plan.problems
+    assert [(ln.kind, ln.amount) for ln in plan.lines] == [
+        ("item", D("100.00")),
+        ("discount", D("-10.00")),
+        ("item", D("22.50")),
+        ("discount", D("-2.25")),
+        ("freight", D("5.00")),
+        ("discount", D("-0.50")),
+    ]
+    assert plan.lines[1].reason == "discount on line 1 (12.00 less 2.00 discount tax compensation)"
+    assert plan.total == plan.commerce_total == D("137.70")
+
+
+@pytest.mark.parametrize(("kind", "header"), [("order", "2.45"), ("invoice", "2.55"), ("creditmemo", "2.55")])
+def test_compensation_only_on_the_header_becomes_one_line(kind, header):
+    # Orders count the items' compensation on the header; invoices and credit memos add the shipping's.
+    doc = tax_inclusive_order(kind=kind, discount_tax_compensation=D(header))
+    doc = dataclasses.replace(
+        doc, lines=tuple(dataclasses.replace(ln, discount_tax_compensation=D(0)) for ln in doc.lines)
+    )
+    plan = resolve(doc, ruleset(), dataclasses.replace(DEFAULTS, journal_mode="sales_journal"))
+    assert plan.ok, plan.problems
+    extra = [ln for ln in plan.lines if ln.description == "Discount tax compensation"]
+    assert [(ln.kind, ln.amount) for ln in extra] == [("discount", D("2.45"))]
+    assert plan.total == plan.commerce_total == D("137.70")
+    assert plan.journal_balanced
+
+
+def test_the_header_compensation_is_not_counted_twice_when_the_lines_carry_it():
+    plan = resolve(tax_inclusive_order(kind="invoice", discount_tax_compensation=D("2.55")), ruleset(), DEFAULTS)
+    assert plan.ok, plan.problems
+    assert [ln.kind for ln in plan.lines] == ["item", "item", "freight"]
+
+
+def gift_card_order(**kw) -> SalesDocument:
+    values = {
+        "gift_cards_amount": D("25.00"),
+        "customer_balance_amount": D("10.00"),
+        "reward_currency_amount": D("2.70"),
+        "grand_total": "100.00",
+    }
+    values.update(kw)
+    return tax_inclusive_order(**values)
+
+
+def test_gift_cards_store_credit_and_reward_points_are_prepayment_lines_and_the_sale_keeps_its_price():
+    defaults = dataclasses.replace(DEFAULTS, journal_mode="sales_journal")
+    plan = resolve(gift_card_order(), ruleset(), defaults)
+    assert plan.ok, plan.problems
+    assert [(ln.kind, ln.description, ln.amount, ln.tax_amount) for ln in plan.lines[3:]] == [
+        ("prepayment", "Gift card", D("-25.00"), D("0")),
+        ("prepayment", "Store credit", D("-10.00"), D("0")),
+        ("prepayment", "Reward points", D("-2.70"), D("0")),
+    ]
+    assert plan.lines[3].reason == "25.00 GBP paid by gift card in Commerce, not part of its grand total"
+    # Revenue and tax are the full sale; the receivable is what the customer still owes.
+    assert sum(ln.amount for ln in plan.lines if ln.kind in ("item", "freight")) == D("114.75")
+    assert plan.tax_total == D("22.95")
+    assert plan.total == plan.commerce_total == D("100.00")
+    receivable = [d for d in plan.distributions if d.account_class == "Receivable"]
+    assert [(d.combination, d.amount) for d in receivable] == [("01-000-1210-0000-00", D("100.00"))]
+    prepaid = [d for d in plan.distributions if d.line_number in (4, 5, 6)]
+    assert {(d.account_class, d.combination) for d in prepaid} == {("Revenue", "01-000-2410-0000-00")}
+    assert "template prepayment" in prepaid[0].reason
+    # The journal debits the prepayment (gift card liability) account.
+    journal = [(j.combination, j.entered_dr, j.entered_cr) for j in plan.journal_lines]
+    assert ("01-000-2410-0000-00", D("25.00"), None) in journal
+    assert plan.journal_balanced and plan.journal_debits == D("137.70")
+
+
+def test_a_missing_prepayment_template_parks_the_gift_card_order_with_the_fix():
+    templates = [t for t in TEMPLATES if t.account_class != "prepayment"]
+    plan = resolve(gift_card_order(), ruleset(templates=templates), DEFAULTS)
+    assert [p.code for p in plan.problems] == ["template_missing"]
+    assert plan.problems[0].message == "No prepayment account template is effective on 2026-03-14."
+    assert "gift card, store credit and reward points liability or clearing account" in plan.problem_hint()
+    # An order paid without them needs no prepayment template.
+    assert resolve(tax_inclusive_order(), ruleset(templates=templates), DEFAULTS).ok
+
+
+def test_store_credit_given_back_on_a_credit_memo_is_a_prepayment_line():
+    doc = gift_card_order(kind="creditmemo", gift_cards_amount=D(0), reward_currency_amount=D(0), grand_total="127.70")
+    plan = resolve(doc, ruleset(), DEFAULTS)
+    assert plan.ok, plan.problems
+    assert [(ln.kind, ln.amount, ln.reason) for ln in plan.lines if ln.kind == "prepayment"] == [
+        ("prepayment", D("-10.00"), "10.00 GBP refunded to the store credit in Commerce, not part of its grand total")
+    ]
+    assert plan.total == D("127.70")
+
+
+@pytest.mark.parametrize("discount_mode", ["net", "separate"])
+def test_a_real_tax_inclusive_gift_card_order_and_its_invoice_total_to_the_cent(discount_mode):
+    from commerce.payloads import invoice_document, order_document
+
+    fixtures = Path(__file__).resolve().parent.parent / "fixtures" / "commerce"
+    entity = json.loads((fixtures / "order_gift_card_tax_inclusive.json").read_text())["data"]["order"]
+    invoice = json.loads((fixtures / "invoice_gift_card_rest.json").read_text())
+    defaults = dataclasses.replace(DEFAULTS, discount_mode=discount_mode, journal_mode="sales_journal")
+    for document in (order_document(entity), invoice_document(invoice)):
+        plan = resolve(document, ruleset(), defaults)
+        assert plan.ok, plan.problems
+        assert plan.total == document.grand_total == D("100.00")
+        assert not [ln for ln in plan.lines if ln.kind == "rounding"]
+        assert plan.journal_balanced

@@ -1,9 +1,12 @@
 """Property: for any order Commerce can total, the plan's total equals the Commerce grand total to the minor unit,
 and the sales journal balances. Commerce rounds per line and then sums; the plan rounds per amount, so the
-generated orders exercise the rounding line too."""
+generated orders exercise the rounding line too. Orders may come from a tax-inclusive catalogue (the discount
+carries tax, given back as discount tax compensation) and may be partly paid by gift card, store credit or reward
+points (payments Commerce takes off its grand total)."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from decimal import Decimal as D
 
@@ -20,6 +23,38 @@ money = st.decimals(min_value=D("0"), max_value=D("5000"), places=4, allow_nan=F
 fraction = st.decimals(min_value=D("0"), max_value=D("1"), places=3)
 tax_rates = st.sampled_from([D("0"), D("5"), D("7.25"), D("8.875"), D("19"), D("20")])
 quantities = st.one_of(st.integers(min_value=1, max_value=40).map(D), st.sampled_from([D("0.5"), D("1.25"), D("2.5")]))
+
+
+@st.composite
+def tax_inclusive_lines(draw, index: int, currency: str) -> SalesLine:
+    """Amounts as Commerce stores them for a catalogue priced with tax (each rounded): the discount is taken off
+    the price with tax, tax is due on what is left, and the difference is the discount tax compensation."""
+
+    def q(amount: D) -> D:
+        return quantize(amount, currency)
+
+    qty = draw(st.integers(min_value=1, max_value=40).map(D))
+    price_incl_tax = draw(money)
+    rate = draw(tax_rates)
+    row_incl_tax = q(qty * price_incl_tax)
+    row_total = q(row_incl_tax * 100 / (100 + rate))
+    discount = q(row_incl_tax * draw(fraction))
+    tax = q((row_incl_tax - discount) * rate / (100 + rate))
+    compensation = row_incl_tax - row_total - tax if discount else D("0")
+    if not discount:
+        tax = row_incl_tax - row_total
+    return SalesLine(
+        line_id=str(index),
+        sku=draw(st.sampled_from(["LAP-15", "LAP-17", "MOUSE", "CHAIR-1"])),
+        name="Thing",
+        qty=qty,
+        unit_price=row_total / qty,
+        row_total=row_total,
+        discount=discount,
+        tax=tax,
+        tax_percent=rate,
+        discount_tax_compensation=compensation,
+    )
 
 
 @st.composite
@@ -47,10 +82,23 @@ def sales_lines(draw, index: int) -> SalesLine:
 def documents(draw) -> SalesDocument:
     currency = draw(st.sampled_from(CURRENCIES))
     count = draw(st.integers(min_value=1, max_value=8))
-    lines = tuple(draw(sales_lines(i)) for i in range(1, count + 1))
+    tax_inclusive = draw(st.booleans())
+    lines = tuple(
+        draw(tax_inclusive_lines(i, currency) if tax_inclusive and draw(st.booleans()) else sales_lines(i))
+        for i in range(1, count + 1)
+    )
     shipping = draw(st.one_of(st.just(D("0")), money.map(lambda m: (m / 50).quantize(D("0.0001")))))
     shipping_discount = (shipping * draw(fraction)).quantize(D("0.0001"))
     shipping_tax = ((shipping - shipping_discount) * draw(tax_rates) / 100).quantize(D("0.0001"))
+    shipping_compensation = D("0")
+    if tax_inclusive and shipping:  # shipping priced with tax, discounted with its tax
+        shipping, rate = quantize(shipping, currency), draw(tax_rates)
+        shipping_incl_tax = quantize(shipping * (100 + rate) / 100, currency)
+        shipping_discount = quantize(shipping_incl_tax * draw(fraction), currency)
+        shipping_tax = quantize((shipping_incl_tax - shipping_discount) * rate / (100 + rate), currency)
+        shipping_compensation = shipping_incl_tax - shipping - shipping_tax if shipping_discount else D("0")
+        if not shipping_discount:
+            shipping_tax = shipping_incl_tax - shipping
     kind = draw(st.sampled_from(["order", "invoice", "creditmemo"]))
     adjustment_positive = draw(st.sampled_from([D("0"), D("3.5"), D("10")])) if kind == "creditmemo" else D("0")
     adjustment_negative = draw(st.sampled_from([D("0"), D("1.25")])) if kind == "creditmemo" else D("0")
@@ -60,12 +108,27 @@ def documents(draw) -> SalesDocument:
 
     # Commerce: each line's total rounded, then summed (or, in some setups, each stored amount rounded).
     if draw(st.booleans()):
-        grand_total = sum((q(ln.row_total - ln.discount + ln.tax) for ln in lines), D(0))
-        grand_total += q(shipping - shipping_discount + shipping_tax)
+        grand_total = sum((q(ln.row_total - ln.discount + ln.tax + ln.discount_tax_compensation) for ln in lines), D(0))
+        grand_total += q(shipping - shipping_discount + shipping_tax + shipping_compensation)
     else:
-        grand_total = sum((q(ln.row_total) - q(ln.discount) + q(ln.tax) for ln in lines), D(0))
-        grand_total += q(shipping) - q(shipping_discount) + q(shipping_tax)
+        grand_total = sum(
+            (q(ln.row_total) - q(ln.discount) + q(ln.tax) + q(ln.discount_tax_compensation) for ln in lines), D(0)
+        )
+        grand_total += q(shipping) - q(shipping_discount) + q(shipping_tax) + q(shipping_compensation)
     grand_total += q(adjustment_positive) - q(adjustment_negative)
+    # Gift cards, store credit and reward points pay part of it (never more than there is); Commerce reports
+    # the rest as the grand total.
+    prepaid = {"gift_cards_amount": D(0), "customer_balance_amount": D(0), "reward_currency_amount": D(0)}
+    if grand_total > 0:
+        for name in draw(st.sets(st.sampled_from(sorted(prepaid)))):
+            prepaid[name] = q(grand_total * draw(fraction) / 3)
+    grand_total -= sum(prepaid.values())
+    # The header compensation as Commerce reports it: items' on an order, items' and shipping's otherwise.
+    header_compensation = sum((q(ln.discount_tax_compensation) for ln in lines), D(0))
+    if kind != "order":
+        header_compensation += q(shipping_compensation)
+    if draw(st.booleans()):  # a payload whose items do not carry their compensation: only the header has it
+        lines = tuple(dataclasses.replace(ln, discount_tax_compensation=D("0")) for ln in lines)
     return SalesDocument(
         kind=kind,
         entity_id="9",
@@ -79,8 +142,11 @@ def documents(draw) -> SalesDocument:
         shipping_amount=shipping,
         shipping_discount=shipping_discount,
         shipping_tax=shipping_tax,
+        shipping_discount_tax_compensation=shipping_compensation,
+        discount_tax_compensation=header_compensation,
         adjustment_positive=adjustment_positive,
         adjustment_negative=adjustment_negative,
+        **prepaid,
     )
 
 
@@ -112,11 +178,13 @@ def test_plan_total_equals_the_commerce_grand_total_and_the_journal_balances(doc
     assert len(rounding) <= 1
     event(f"rounding line: {bool(rounding)}")
     event(f"decimals: {-exponent}")
+    event(f"discount tax compensation: {any(ln.discount_tax_compensation for ln in document.lines)}")
+    event(f"prepaid: {bool(document.prepaid_total)}")
     if rounding:
         commerce_lines = len(document.lines) + sum(
             1
             for present in (
-                document.shipping_amount or document.shipping_tax,
+                document.shipping_amount or document.shipping_tax or document.shipping_discount_tax_compensation,
                 document.adjustment_positive,
                 document.adjustment_negative,
             )
@@ -133,3 +201,12 @@ def test_plan_total_equals_the_commerce_grand_total_and_the_journal_balances(doc
     assert plan.journal_debits == plan.journal_credits
     assert all((j.entered_dr is None) != (j.entered_cr is None) for j in plan.journal_lines)
     assert all((j.entered_dr or j.entered_cr) > 0 for j in plan.journal_lines)
+
+    # The sale keeps its full price: payments are their own lines, on the prepayment account.
+    prepayments = [line for line in plan.lines if line.kind == "prepayment"]
+    assert sum(line.amount for line in prepayments) == -quantize(document.prepaid_total, document.currency)
+    assert all(line.amount < 0 and line.tax_amount == 0 for line in prepayments)
+    prepaid_accounts = {
+        d.combination for d in plan.distributions if d.line_number in {p.line_number for p in prepayments}
+    }
+    assert prepaid_accounts <= {"01-000-2410-0000-00"}

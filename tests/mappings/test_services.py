@@ -1,6 +1,7 @@
 import json
 from datetime import UTC, date, datetime
 from decimal import Decimal as D
+from pathlib import Path
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -26,6 +27,7 @@ from tests.mappings import test_rules
 from tests.mappings.helpers import mapped_connection
 
 pytestmark = pytest.mark.django_db
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "commerce"
 
 
 def _events(action_prefix="mappings."):
@@ -243,6 +245,30 @@ def test_plan_for_record_resolves_with_the_connections_current_rules():
     rule.segments = {"account": "4120", "product": "0015"}
     rule_save(rule=rule, actor="finance")
     assert plan_for_record(record).distributions[0].combination == "01-000-4120-0015-20"
+
+
+def test_a_gift_card_order_needs_a_prepayment_template_and_then_plans_to_its_grand_total():
+    from commerce.payloads import order_document
+
+    entity = json.loads((FIXTURES / "order_gift_card_tax_inclusive.json").read_text())["data"]["order"]
+    connection = mapped_connection()
+    record = record_accept(connection=connection, document=order_document(entity)).record
+    missing = plan_for_record(record)
+    assert [p.code for p in missing.problems] == ["template_missing"]
+    assert "No prepayment account template" in missing.problem_reason()
+
+    rule_save(
+        rule=AccountTemplate(connection=connection, account_class="prepayment", combination="01-000-2410-0000-00"),
+        actor="finance",
+    )
+    plan = plan_for_record(record)
+    assert plan.ok, plan.problems
+    assert plan.total == plan.commerce_total == D("100.00")
+    assert [(ln.description, ln.amount) for ln in plan.lines if ln.kind == "prepayment"] == [
+        ("Gift card", D("-25.00")),
+        ("Store credit", D("-10.00")),
+        ("Reward points", D("-2.70")),
+    ]
 
 
 def test_disabled_rules_are_left_out_of_the_snapshot():
