@@ -179,6 +179,9 @@ CONNECTOR_ALLOW_LOCAL_ENDPOINTS = env.bool("CONNECTOR_ALLOW_LOCAL_ENDPOINTS", de
 CONNECTOR_WEBHOOK_MAX_BYTES = env.int("CONNECTOR_WEBHOOK_MAX_BYTES", default=1024 * 1024)
 CONNECTOR_PAYLOAD_RETENTION_DAYS = env.int("CONNECTOR_PAYLOAD_RETENTION_DAYS", default=90)
 CONNECTOR_LEASE_SECONDS = env.int("CONNECTOR_LEASE_SECONDS", default=300)
+# After a write whose outcome is unknown, the next attempt (which looks the document up first) waits at least
+# this long, so a create still running in Fusion is found rather than repeated.
+CONNECTOR_UNKNOWN_OUTCOME_DELAY_SECONDS = env.int("CONNECTOR_UNKNOWN_OUTCOME_DELAY_SECONDS", default=120)
 CONNECTOR_HTTP_TIMEOUT = (
     env.float("CONNECTOR_HTTP_CONNECT_TIMEOUT", default=5.0),
     env.float("CONNECTOR_HTTP_READ_TIMEOUT", default=30.0),

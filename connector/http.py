@@ -167,6 +167,13 @@ def status_error(
             message = f"{system} timed out reading the request (HTTP 408)"
         else:
             message = f"{system} is unavailable (HTTP {status})"
+        if method.upper() not in SAFE_METHODS and status in (408, 500, 502, 504):
+            # A write answered by a gateway timeout or a server error may still complete behind it: the next
+            # attempt must look the document up first, as after a dropped connection. (429 and 503 are
+            # refusals before any work.)
+            return OutcomeUnknownError(
+                message + said + ": the write may or may not have taken effect", retry_after=retry_after, **common
+            )
         return TransientError(message + said, retry_after=retry_after, **common)
     if status == 401:
         return AuthError(f"{system} refused the credentials (HTTP 401){said}", hint=auth_hint, **common)

@@ -232,6 +232,11 @@ class WebhookKey(models.Model):
                 raise ValidationError({"public_key": "Not a PEM public key (-----BEGIN PUBLIC KEY----- ...)."}) from exc
 
 
+# An order known by its number only: "before" hooks fire before Commerce saves the order, so it has no entity
+# id yet. Its record is keyed "#<increment id>" until Commerce confirms the order.
+PLACEHOLDER_PREFIX = "#"
+
+
 class Record(models.Model):
     """One Commerce document (order, invoice or credit memo) on its way to Fusion. Business state lives here;
     broker messages only wake a worker up."""
@@ -286,6 +291,12 @@ class Record(models.Model):
     )
 
     plan = models.JSONField(null=True, blank=True, help_text="The last posting plan")
+    posting_identities = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Every (resource, number, source, business unit) a create was sent with: each is looked up "
+        "before any new create, even after the mappings changed",
+    )
     fusion_transaction_id = models.CharField(max_length=40, blank=True)
     fusion_transaction_number = models.CharField(max_length=60, blank=True)
     linked_record = models.ForeignKey(

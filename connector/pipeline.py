@@ -4,21 +4,26 @@ step, and records the outcome: posted, retry later, or parked for review. Every 
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.db import transaction
 from django.utils import timezone
 
 from audit.models import AuditEvent
 from audit.services import audit_record
+from commerce.payloads import order_document
+from commerce.search import SearchCriteria
+from commerce.services import commerce_client
 from fusion import fbdi, invoices
 from fusion.client import FusionClient
 from fusion.journals import journal_enqueue
 from fusion.reference import reference_check
 from fusion.throttle import PacedClient
-from mappings.services import plan_for_record, plan_from_json, plan_to_json
+from mappings.services import order_of, plan_for_record, plan_from_json, plan_to_json
 
 from .exceptions import ConnectorError, OutcomeUnknownError, PermanentError, TransientError
-from .models import Connection, Record
+from .models import PLACEHOLDER_PREFIX, Connection, Record
 from .relay import relay_picked_up
 from .services import record_claim, record_park, record_release, record_renew_lease, record_retry_later
 
@@ -54,7 +59,8 @@ def record_process(*, record_id: int) -> str:
             extra={"record_id": record.pk},
         )
         return "lease_lost"
-    except OutcomeUnknownError as exc:
+    except (OutcomeUnknownError, SoftTimeLimitExceeded) as exc:
+        # Killed by the time limit, the step may have been mid-write: treat it like a lost answer.
         Record.objects.filter(pk=record.pk).update(outcome_unknown=True)
         record.outcome_unknown = True
         record_retry_later(record=record, error=exc, actor=ACTOR)
@@ -91,14 +97,43 @@ def _step(record: Record) -> str:
 def _post_document(record: Record) -> str:
     connection = record.connection
     policy = connection.invoice_event
+    if record.commerce_entity_id.startswith(PLACEHOLDER_PREFIX):
+        return _confirm_placeholder(record)
     if record.kind == Record.Kind.ORDER and policy == Connection.InvoiceEvent.INVOICE:
+        posted_invoice = _posted_sibling(record, Record.Kind.INVOICE)
         return _settle_without_posting(
-            record, "Orders are not posted under the invoice policy: each Commerce invoice becomes the AR invoice."
+            record,
+            "Orders are not posted under the invoice policy: each Commerce invoice becomes the AR invoice.",
+            linked=posted_invoice,
         )
     if record.kind == Record.Kind.INVOICE and policy == Connection.InvoiceEvent.ORDER:
         return _link_invoice_to_order(record)
+    if record.kind == Record.Kind.INVOICE:
+        # The policy was "order" when the order was posted: its AR invoice already bills this sale.
+        order = _posted_sibling(record, Record.Kind.ORDER)
+        if order is not None:
+            return _settle_without_posting(
+                record,
+                f"Order {order.commerce_number} was posted as {order.fusion_transaction_number} before the "
+                "invoice policy applied; this Commerce invoice is linked, not billed again.",
+                linked=order,
+            )
+    if record.kind == Record.Kind.ORDER:
+        invoice = _posted_sibling(record, Record.Kind.INVOICE)
+        if invoice is not None:
+            return _settle_without_posting(
+                record,
+                f"Commerce invoice {invoice.commerce_number} of this order was already posted as "
+                f"{invoice.fusion_transaction_number}; the order is linked, not billed again.",
+                linked=invoice,
+            )
 
-    plan = plan_for_record(record)
+    order = None
+    if record.kind != Record.Kind.ORDER and record.commerce_order_id and order_of(record) is None:
+        # The order never reached us (no webhook yet, or it predates the connector): ask Commerce for it, so
+        # the invoice or credit memo bills the order's customer rather than a default.
+        order = order_document(commerce_client(connection).get_order(record.commerce_order_id))
+    plan = plan_for_record(record, order=order)
     Record.objects.filter(pk=record.pk).update(plan=plan_to_json(plan))
     if plan.problems:
         record_park(record=record, reason=plan.problem_reason(), hint=plan.problem_hint(), actor=ACTOR)
@@ -124,12 +159,32 @@ def _post_document(record: Record) -> str:
         )
         return "needs_review"
 
-    if not record_renew_lease(record=record):
-        raise LeaseLost()
-    posted = invoices.document_post(client=client, plan=plan, complete=connection.complete_invoices)
+    def remember(identity: invoices.Identity) -> None:
+        # Before the POST, with the lease renewed: a later attempt (or a replay after the mappings changed)
+        # looks up every identity a create was ever sent with, so it finds this one.
+        if not record_renew_lease(record=record):
+            raise LeaseLost()
+        if identity.as_json() not in record.posting_identities:
+            record.posting_identities = [*record.posting_identities, identity.as_json()]
+            Record.objects.filter(pk=record.pk).update(posting_identities=record.posting_identities)
+
+    known = tuple(invoices.Identity.from_json(i) for i in record.posting_identities)
+    posted = invoices.document_post(
+        client=client, plan=plan, complete=connection.complete_invoices, known=known, before_create=remember
+    )
+    if not posted.adopted and posted.transaction_number != plan.header.transaction_number:
+        # The transaction source numbers documents itself: look this one up by Fusion's number from now on.
+        remember(
+            invoices.Identity(
+                invoices.resource_for(plan),
+                posted.transaction_number,
+                plan.header.transaction_source,
+                plan.header.business_unit,
+            )
+        )
     now = timezone.now()
     with transaction.atomic():
-        Record.objects.filter(pk=record.pk).update(
+        updated = Record.objects.filter(pk=record.pk, leased_by=record.leased_by).update(
             state=Record.State.INVOICE_POSTED,
             fusion_transaction_id=posted.transaction_id,
             fusion_transaction_number=posted.transaction_number,
@@ -138,6 +193,9 @@ def _post_document(record: Record) -> str:
             resolution_hint="",
             posted_at=now,
         )
+        if not updated:
+            # Another worker holds the record now; it will find this document by its look-up and adopt it.
+            raise LeaseLost()
         kind = "credit memo" if plan.is_credit_memo else "AR invoice"
         audit_record(
             action="record.document_adopted" if posted.adopted else "record.document_posted",
@@ -232,15 +290,53 @@ def _settle_without_posting(record: Record, why: str, linked: Record | None = No
     return "done"
 
 
+def _posted_sibling(record: Record, kind: str) -> Record | None:
+    """The record of the other kind for the same Commerce order that already has a Fusion document."""
+    query = Record.objects.filter(connection=record.connection_id, kind=kind).exclude(fusion_transaction_id="")
+    if kind == Record.Kind.ORDER:
+        query = query.filter(commerce_entity_id=record.commerce_order_id)
+    else:
+        query = query.filter(commerce_order_id=record.commerce_entity_id)
+    return query.order_by("posted_at", "pk").first() if record.commerce_order_id or kind != Record.Kind.ORDER else None
+
+
+def _wait(record: Record, reason: str, *, delay: timedelta, give_up_after: timedelta, hint: str) -> str:
+    """Wait for something outside this record (its order to post, Commerce to confirm it) without using up
+    the retry attempts meant for failures; park once it has waited too long."""
+    if timezone.now() - record.created_at > give_up_after:
+        record_park(
+            record=record,
+            reason=f"{reason} (waited since {record.created_at:%Y-%m-%d %H:%M} UTC)",
+            hint=hint,
+            actor=ACTOR,
+        )
+        return "needs_review"
+    with transaction.atomic():
+        Record.objects.filter(pk=record.pk).update(
+            state=Record.State.RETRYING, next_attempt_at=timezone.now() + delay, last_error=reason[:4000]
+        )
+        audit_record(
+            action="record.waiting",
+            actor=ACTOR,
+            connection=record.connection_id,
+            target=record,
+            outcome=AuditEvent.Outcome.INFO,
+            message=reason,
+        )
+    return "waiting"
+
+
 def _link_invoice_to_order(record: Record) -> str:
     """Under the order policy the AR invoice was made from the order; the Commerce invoice is linked, never
-    posted again. It waits (as a retry) until the order's AR invoice exists."""
-    order = Record.objects.filter(
-        connection=record.connection_id, kind=Record.Kind.ORDER, commerce_entity_id=record.commerce_order_id
-    ).first()
-    if order is None or not order.fusion_transaction_id:
-        raise TransientError(
-            f"Waiting for order {record.commerce_order_id or '?'} to be posted before linking this invoice"
+    posted again. It waits until the order's AR invoice exists."""
+    order = _posted_sibling(record, Record.Kind.ORDER)
+    if order is None:
+        return _wait(
+            record,
+            f"Waiting for order {record.commerce_order_id or '?'} to be posted before linking this invoice",
+            delay=timedelta(minutes=5),
+            give_up_after=timedelta(days=7),
+            hint="Resolution: post (or replay) the order this invoice belongs to; the invoice then links to it.",
         )
     return _settle_without_posting(
         record,
@@ -248,3 +344,50 @@ def _link_invoice_to_order(record: Record) -> str:
         f"{order.fusion_transaction_number}; linked, not posted again.",
         linked=order,
     )
+
+
+def _confirm_placeholder(record: Record) -> str:
+    """An order known only by its number came from a "before" hook: the order may never be placed (payment
+    declined, another hook refused it). It is posted only once Commerce has it: then it takes the real entity
+    id (and Commerce's saved version of the order), or, when a record with that id exists, merges into it."""
+    number = record.commerce_entity_id.removeprefix(PLACEHOLDER_PREFIX)
+    client = commerce_client(record.connection)
+    found = next(
+        iter(client.iter_search("orders", SearchCriteria().where("increment_id", number).page(1, size=1))), None
+    )
+    if found is None:
+        return _wait(
+            record,
+            f"Order {number} came from a before-placement hook and Commerce does not have it (yet)",
+            delay=timedelta(minutes=2),
+            give_up_after=timedelta(hours=24),
+            hint="Resolution: if the order was never placed (payment declined, checkout abandoned), mark this "
+            "record ignored; if it exists in Commerce, replay.",
+        )
+    document = order_document(found)
+    with transaction.atomic():
+        existing = Record.objects.filter(
+            connection=record.connection_id, kind=Record.Kind.ORDER, commerce_entity_id=document.entity_id
+        ).first()
+        if existing is not None:
+            Record.objects.filter(pk=record.pk).update(state=Record.State.LINKED, linked_record=existing)
+            audit_record(
+                action="record.linked",
+                actor=ACTOR,
+                connection=record.connection_id,
+                target=record,
+                outcome=AuditEvent.Outcome.INFO,
+                message=f"Order {number} is record {existing.pk} (entity {document.entity_id}); merged",
+            )
+            return "done"
+        Record.objects.filter(pk=record.pk).update(
+            commerce_entity_id=document.entity_id, document=document.to_json(), grand_total=document.grand_total
+        )
+        audit_record(
+            action="record.confirmed",
+            actor=ACTOR,
+            connection=record.connection_id,
+            target=record,
+            message=f"Commerce confirmed order {number} as entity {document.entity_id}",
+        )
+    return "continue"

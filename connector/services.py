@@ -23,6 +23,7 @@ from audit.models import AuditEvent
 from audit.services import audit_record
 
 from .documents import SalesDocument
+from .exceptions import OutcomeUnknownError
 from .models import Connection, Record
 
 logger = logging.getLogger(__name__)
@@ -210,6 +211,10 @@ def record_retry_later(
     retry_after = getattr(error, "retry_after", None)
     if retry_after:
         delay = max(delay, float(retry_after))
+    if isinstance(error, OutcomeUnknownError) or record.outcome_unknown:
+        # Give the system time to finish (or give up on) a write it may still be doing before the next
+        # attempt looks the document up: a look-up a second later could miss a create still in flight.
+        delay = max(delay, float(settings.CONNECTOR_UNKNOWN_OUTCOME_DELAY_SECONDS))
     with transaction.atomic():
         Record.objects.filter(pk=record.pk).update(
             state=Record.State.RETRYING if record.state == Record.State.RECEIVED else record.state,
@@ -275,6 +280,7 @@ def record_replay(*, record: Record, actor: Any, reason: str = "") -> Record:
                 f"Only records needing review, ignored or waiting to retry can be replayed "
                 f"(this one is {locked.get_state_display().lower()})."
             )
+        _refuse_while_leased(locked, "replayed")
         resume = Record.State.INVOICE_POSTED if locked.fusion_transaction_id else Record.State.RECEIVED
         Record.objects.filter(pk=locked.pk).update(
             state=resume,
@@ -301,7 +307,13 @@ def record_ignore(*, record: Record, actor: Any, reason: str) -> Record:
     if not reason.strip():
         raise ValueError("Say why the record is ignored.")
     with transaction.atomic():
-        Record.objects.filter(pk=record.pk).update(state=Record.State.IGNORED, lease_until=None, leased_by="")
+        locked = Record.objects.select_for_update().get(pk=record.pk)
+        if locked.state not in (Record.State.RECEIVED, Record.State.RETRYING, Record.State.NEEDS_REVIEW):
+            raise ValueError(
+                f"Only records not yet in Fusion can be ignored (this one is {locked.get_state_display().lower()})."
+            )
+        _refuse_while_leased(locked, "ignored")
+        Record.objects.filter(pk=record.pk).update(state=Record.State.IGNORED)
         audit_record(
             action="record.ignored",
             actor=actor,
@@ -313,6 +325,13 @@ def record_ignore(*, record: Record, actor: Any, reason: str) -> Record:
         )
     record.refresh_from_db()
     return record
+
+
+def _refuse_while_leased(record: Record, what: str) -> None:
+    # A worker holding the record may be creating its document in Fusion right now: taking the record from it
+    # could make a second worker post the same document before the first one's create is visible.
+    if record.lease_until is not None and record.lease_until > timezone.now():
+        raise ValueError(f"A worker is posting this record right now; it can be {what} once it has finished.")
 
 
 def record_wake(*, record_id: int) -> None:

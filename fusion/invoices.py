@@ -8,14 +8,15 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from connector.exceptions import PermanentError
+from connector.documents import quantize
+from connector.exceptions import PermanentError, ValidationRejectedError
 from mappings.rules import PostingPlan
 
 from .query import q_expr
 
 INVOICES = "receivablesInvoices"
 CREDIT_MEMOS = "receivablesCreditMemos"
-LOOKUP_FIELDS = "CustomerTransactionId,TransactionNumber,TransactionSource,BusinessUnit"
+LOOKUP_FIELDS = "CustomerTransactionId,TransactionNumber,TransactionSource,BusinessUnit,CrossReference"
 
 
 @dataclass(frozen=True)
@@ -100,9 +101,10 @@ def invoice_payload(plan: PostingPlan, *, complete: bool) -> dict[str, Any]:
     return body
 
 
-def credit_memo_payload(plan: PostingPlan, *, complete: bool) -> dict[str, Any]:
+def credit_memo_payload(plan: PostingPlan) -> dict[str, Any]:
     """An on-account credit memo: amounts negative, naming the credited invoice in the cross-reference and
-    comments (reference/fusion.md §4: applying to a specific invoice over REST is not documented)."""
+    comments (reference/fusion.md §4: applying to a specific invoice over REST is not documented). It is
+    left as Fusion's transaction type makes it: InvoiceStatus is not a documented credit-memo attribute."""
     header = plan.header
     original = header.original_invoice_number
     comments = header.comments
@@ -117,7 +119,7 @@ def credit_memo_payload(plan: PostingPlan, *, complete: bool) -> dict[str, Any]:
         "AccountingDate": header.accounting_date.isoformat(),
         "CreditMemoCurrency": header.currency,
         "BillToCustomerNumber": header.bill_to_customer_number,
-        "CrossReference": original or header.cross_reference,
+        "CrossReference": cross_reference_of(plan),
         "CreditMemoComments": comments[:240],
         "receivablesCreditMemoLines": [
             {
@@ -130,49 +132,129 @@ def credit_memo_payload(plan: PostingPlan, *, complete: bool) -> dict[str, Any]:
             for line in plan.lines
         ],
     }
+    if plan.tax_total:
+        # Refunded tax as its own credit line: the credit memo must credit what Commerce refunded, tax included.
+        body["receivablesCreditMemoLines"].append(
+            {
+                "LineNumber": max((line.line_number for line in plan.lines), default=0) + 1,
+                "LineDescription": "Tax refunded",
+                "LineQuantityCredit": 1,
+                "UnitSellingPrice": _num(-plan.tax_total),
+            }
+        )
     if header.bill_to_site:
         body["BillToSite"] = header.bill_to_site
     body.update(_conversion_fields(plan))
-    if complete:
-        body["InvoiceStatus"] = "Complete"
     return body
 
 
-def document_find(*, client, plan: PostingPlan) -> PostedDocument | None:
-    """Look the document up by TransactionNumber, TransactionSource and BusinessUnit."""
+@dataclass(frozen=True)
+class Identity:
+    """What a document is looked up by in Fusion: it has no idempotency key, so this is ours."""
+
+    resource: str
+    number: str
+    source: str
+    business_unit: str
+
+    def as_json(self) -> dict[str, str]:
+        return {"resource": self.resource, "number": self.number, "source": self.source, "bu": self.business_unit}
+
+    @classmethod
+    def from_json(cls, data: dict[str, str]) -> Identity:
+        return cls(data["resource"], data["number"], data["source"], data["bu"])
+
+
+def identity_of(plan: PostingPlan) -> Identity:
     header = plan.header
+    return Identity(resource_for(plan), header.transaction_number, header.transaction_source, header.business_unit)
+
+
+def cross_reference_of(plan: PostingPlan) -> str:
+    """The CrossReference the document is sent with (a credit memo names the invoice it credits)."""
+    if plan.is_credit_memo:
+        return plan.header.original_invoice_number or plan.header.cross_reference
+    return plan.header.cross_reference
+
+
+def document_find(*, client, identity: Identity, cross_reference: str) -> PostedDocument | None:
+    """Look a document up by TransactionNumber, TransactionSource and BusinessUnit. A document found under
+    our number but made for something else (another connection or system numbering the same way) is never
+    adopted: that would silently leave this sale unposted."""
     q = q_expr(
-        ("TransactionNumber", "=", header.transaction_number),
-        ("TransactionSource", "=", header.transaction_source),
-        ("BusinessUnit", "=", header.business_unit),
+        ("TransactionNumber", "=", identity.number),
+        ("TransactionSource", "=", identity.source),
+        ("BusinessUnit", "=", identity.business_unit),
     )
-    answer = client.get(resource_for(plan), params={"q": q, "onlyData": "true", "fields": LOOKUP_FIELDS})
-    items = [i for i in answer.get("items") or [] if str(i.get("TransactionNumber")) == header.transaction_number]
+    answer = client.get(identity.resource, params={"q": q, "onlyData": "true", "fields": LOOKUP_FIELDS})
+    items = [i for i in answer.get("items") or [] if str(i.get("TransactionNumber")) == identity.number]
     if len(items) > 1:
         raise PermanentError(
-            f"Fusion holds {len(items)} documents numbered {header.transaction_number} in source "
-            f"{header.transaction_source}",
+            f"Fusion holds {len(items)} documents numbered {identity.number} in source {identity.source}",
             hint="Resolution: check the duplicates in Fusion's Receivables; keep one, then replay or mark ignored.",
         )
     if not items:
         return None
-    return PostedDocument(str(items[0]["CustomerTransactionId"]), header.transaction_number, adopted=True)
+    theirs = str(items[0].get("CrossReference") or "")
+    if theirs and cross_reference and theirs != cross_reference:
+        raise PermanentError(
+            f"Fusion already has {identity.number} in source {identity.source}, but it was made for {theirs!r}, "
+            f"not {cross_reference!r}: another connection or system uses the same numbers",
+            hint="Resolution: give this connection its own transaction number prefix or transaction source, "
+            "then replay.",
+        )
+    return PostedDocument(str(items[0]["CustomerTransactionId"]), identity.number, adopted=True)
 
 
-def document_post(*, client, plan: PostingPlan, complete: bool) -> PostedDocument:
-    """Adopt the document if Fusion already has it, else create it (one POST, never retried here)."""
-    found = document_find(client=client, plan=plan)
-    if found is not None:
-        return found
+def payload_total(payload: dict[str, Any]) -> Decimal:
+    """What a body would bill, computed back from the body itself (a credit memo's comes out positive)."""
+    if "receivablesCreditMemoLines" in payload:
+        lines = payload["receivablesCreditMemoLines"]
+        return -sum(
+            (Decimal(str(line["LineQuantityCredit"])) * Decimal(str(line["UnitSellingPrice"])) for line in lines),
+            Decimal(0),
+        )
+    total = Decimal(0)
+    for line in payload.get("receivablesInvoiceLines", []):
+        total += Decimal(str(line["Quantity"])) * Decimal(str(line["UnitSellingPrice"]))
+        total += sum((Decimal(str(t["TaxAmount"])) for t in line.get("receivablesInvoiceLineTaxLines", [])), Decimal(0))
+    return total
+
+
+def document_post(
+    *, client, plan: PostingPlan, complete: bool, known: tuple[Identity, ...] = (), before_create=None
+) -> PostedDocument:
+    """Adopt the document if Fusion already has it under any identity it was ever sent with (`known`) or
+    would be sent with now; else create it (one POST, never retried here). `before_create(identity)` runs
+    right before the POST: the caller records the identity so a later attempt looks it up."""
+    current = identity_of(plan)
+    cross_reference = cross_reference_of(plan)
+    for identity in dict.fromkeys((*known, current)):
+        found = document_find(client=client, identity=identity, cross_reference=cross_reference)
+        if found is not None:
+            return found
     payload = (
-        credit_memo_payload(plan, complete=complete)
+        credit_memo_payload(plan)
         if plan.is_credit_memo
         else invoice_payload(plan, complete=complete)
     )
-    answer = client.post(resource_for(plan), json=payload)
+    billed = quantize(payload_total(payload), plan.currency)
+    if billed != plan.total:
+        raise PermanentError(
+            f"The {current.resource} body would bill {billed} but the plan totals {plan.total} {plan.currency}",
+            hint="Resolution: this is a defect in building the Fusion body; nothing was sent. Report it.",
+        )
+    if before_create is not None:
+        before_create(current)
+    try:
+        answer = client.post(current.resource, json=payload)
+    except ValidationRejectedError:
+        # After a create whose answer was lost, Fusion refuses the same number again: find it and adopt it.
+        found = document_find(client=client, identity=current, cross_reference=cross_reference)
+        if found is not None:
+            return found
+        raise
     transaction_id = answer.get("CustomerTransactionId")
     if transaction_id in (None, ""):
         raise PermanentError("Fusion accepted the document but returned no CustomerTransactionId")
-    return PostedDocument(
-        str(transaction_id), str(answer.get("TransactionNumber") or plan.header.transaction_number), adopted=False
-    )
+    return PostedDocument(str(transaction_id), str(answer.get("TransactionNumber") or current.number), adopted=False)

@@ -202,9 +202,43 @@ def _original_invoice_number(record: Record, document: SalesDocument) -> str:
     return posted.fusion_transaction_number if posted is not None else ""
 
 
-def plan_for_record(record: Record) -> rules.PostingPlan:
-    """Resolve the record's document against the connection's rules as they are now. Sends nothing."""
+def order_of(record: Record) -> SalesDocument | None:
+    """The order an invoice or credit memo belongs to, as its record holds it (None when not received)."""
+    if record.kind == Record.Kind.ORDER or not record.commerce_order_id:
+        return None
+    order = (
+        Record.objects.filter(
+            connection=record.connection_id, kind=Record.Kind.ORDER, commerce_entity_id=record.commerce_order_id
+        )
+        .only("document")
+        .first()
+    )
+    return SalesDocument.from_json(order.document) if order is not None else None
+
+
+def with_order_context(document: SalesDocument, order: SalesDocument | None) -> SalesDocument:
+    """Commerce invoices and credit memos carry no customer, store or PO of their own: take them from their
+    order, so they bill the same customer account the order would."""
+    if order is None or document.kind == Record.Kind.ORDER:
+        return document
+    customer = document.customer
+    if not customer.commerce_id and not customer.email:
+        customer = order.customer
+    return dataclasses.replace(
+        document,
+        customer=customer,
+        store_id=document.store_id or order.store_id,
+        website_id=document.website_id or order.website_id,
+        store_code=document.store_code or order.store_code,
+        purchase_order_number=document.purchase_order_number or order.purchase_order_number,
+    )
+
+
+def plan_for_record(record: Record, *, order: SalesDocument | None = None) -> rules.PostingPlan:
+    """Resolve the record's document against the connection's rules as they are now. Sends nothing. An invoice
+    or credit memo takes its customer and store from its order (`order`, else the order's record)."""
     document = SalesDocument.from_json(record.document)
+    document = with_order_context(document, order or order_of(record))
     connection = record.connection
     return rules.resolve(
         document,

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
 import responses
 from django.core.cache import cache
+from django.utils import timezone
 
 from audit.models import AuditEvent
+from connector.documents import Customer
 from connector.models import Connection, Record
 from connector.pipeline import record_process
 from connector.services import record_accept, record_replay
@@ -20,6 +24,7 @@ from mappings.models import ProductRule
 from tests.factories import make_connection
 from tests.posting import order_document, seed_mappings
 
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "commerce"
 BASE = "https://acme.fa.us2.oraclecloud.com/fscmRestApi/resources/11.13.18.05"
 TOKEN_URL = "https://idcs-0123abcd.identity.oraclecloud.com/oauth2/v1/token"
 SEGMENTS = ("Company", "Department", "Account", "SubAccount", "Product")
@@ -30,6 +35,7 @@ class FakeFusion:
     """Just enough of Fusion's REST contract, answering through `responses` callbacks."""
 
     def __init__(self, rsps: responses.RequestsMock) -> None:
+        self.rsps = rsps
         self.invoices: dict[str, dict] = {}
         self.posts: list[dict] = []
         self.post_failures: list = []  # callables or (status, body) consumed one per POST
@@ -70,7 +76,12 @@ class FakeFusion:
     def lookup(self, request):
         number = self._q(request).get("TransactionNumber")
         found = [v for k, v in self.invoices.items() if k == number]
-        return self._page([{"CustomerTransactionId": f["id"], "TransactionNumber": number} for f in found])
+        return self._page(
+            [
+                {"CustomerTransactionId": f["id"], "TransactionNumber": number, "CrossReference": f.get("xref", "")}
+                for f in found
+            ]
+        )
 
     def create(self, request):
         body = json.loads(request.body)
@@ -110,7 +121,8 @@ class FakeFusion:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_cache():
+def _fresh_cache(settings):
+    settings.CONNECTOR_UNKNOWN_OUTCOME_DELAY_SECONDS = 0  # tests below re-run at once; one test checks the floor
     cache.clear()
     yield
     cache.clear()
@@ -265,3 +277,93 @@ def test_sales_journal_mode_puts_balanced_lines_in_the_open_batch(connection, fu
     debit = sum(float(line["entered_dr"] or 0) for line in lines)
     credit = sum(float(line["entered_cr"] or 0) for line in lines)
     assert round(debit, 2) == round(credit, 2) == 2609.98
+
+
+def test_after_an_unknown_outcome_the_next_look_up_waits_for_the_floor(connection, fusion, settings):
+    settings.CONNECTOR_UNKNOWN_OUTCOME_DELAY_SECONDS = 120
+    fusion.post_failures.append((504, {"title": "Gateway Timeout"}))  # a gateway gave up; Fusion may still finish
+    record = _run(_accept(connection))
+    assert record.state == Record.State.RETRYING and record.outcome_unknown
+    assert (record.next_attempt_at - timezone.now()).total_seconds() > 110
+
+
+def test_a_replay_after_the_mappings_changed_still_finds_the_first_create(connection, fusion):
+    def commit_then_time_out(body):
+        fusion.store(body)
+        raise requests.exceptions.ReadTimeout("read timed out")
+
+    fusion.post_failures.append(commit_then_time_out)
+    record = _run(_accept(connection))
+    assert record.outcome_unknown
+    # Finance changes the numbering before the retry: the look-up must still try the number first sent.
+    Connection.objects.filter(pk=connection.pk).update(transaction_number_prefix="WEB-")
+    record = _run(record)
+    assert record.state == Record.State.POSTED and record.fusion_transaction_number == "MAG-000012345"
+    assert len(fusion.posts) == 1
+
+
+def test_a_number_already_used_for_another_document_is_not_adopted(connection, fusion):
+    fusion.invoices["MAG-000012345"] = {"id": 42, "body": {}, "xref": "commerce-order-999"}
+    record = _run(_accept(connection))
+    assert record.state == Record.State.NEEDS_REVIEW
+    assert "another connection or system uses the same numbers" in record.last_error
+    assert fusion.posts == []
+
+
+def test_an_invoice_bills_its_orders_customer(connection, fusion):
+    from mappings.models import CustomerRule
+
+    CustomerRule.objects.create(
+        connection=connection,
+        match_type="email",
+        match_value="buyer@example.com",
+        bill_to_customer_number="1008",
+        bill_to_site="1042",
+    )
+    CustomerRule.objects.filter(connection=connection, match_type="default").update(bill_to_customer_number="4040")
+    Connection.objects.filter(pk=connection.pk).update(invoice_event=Connection.InvoiceEvent.INVOICE)
+    _accept(connection)  # the order, with the buyer's email; not posted under the invoice policy
+    invoice = dataclasses.replace(order_document("900", kind="invoice", order_entity_id="12345"), customer=Customer())
+    record = _run(_accept(connection, invoice))
+    assert record.state == Record.State.POSTED, record.last_error
+    assert fusion.posts[-1]["BillToCustomerNumber"] == "1008"
+
+
+def test_switching_to_the_invoice_policy_does_not_bill_a_posted_order_again(connection, fusion):
+    _run(_accept(connection))
+    Connection.objects.filter(pk=connection.pk).update(invoice_event=Connection.InvoiceEvent.INVOICE)
+    invoice = _run(_accept(connection, order_document("900", kind="invoice", order_entity_id="12345")))
+    assert invoice.state == Record.State.LINKED
+    assert len(fusion.posts) == 1
+
+
+def test_an_invoice_waiting_for_its_order_does_not_use_up_its_attempts(connection, fusion):
+    invoice = _run(_accept(connection, order_document("900", kind="invoice", order_entity_id="555")))
+    assert invoice.state == Record.State.RETRYING and invoice.attempts == 0
+    assert "Waiting for order 555" in invoice.last_error
+
+
+COMMERCE_ORDERS = "https://shop.example.com/rest/default/V1/orders"
+
+
+def _placeholder(connection):
+    document = dataclasses.replace(order_document("12345"), entity_id="#000012345")
+    return record_accept(connection=connection, document=document).record
+
+
+def test_an_order_from_a_before_hook_waits_until_commerce_has_it(connection, fusion):
+    fusion.rsps.add(responses.GET, COMMERCE_ORDERS, json={"items": [], "total_count": 0})
+    record = _run(_placeholder(connection))
+    assert record.state == Record.State.RETRYING and record.attempts == 0
+    assert "before-placement hook" in record.last_error
+    assert fusion.posts == []
+
+
+def test_an_order_from_a_before_hook_is_posted_once_commerce_confirms_it(connection, fusion):
+    saved = json.loads((FIXTURES / "order_place_after.json").read_text())["data"]["order"]
+    saved.update(entity_id="12345", increment_id="000012345")
+    fusion.rsps.add(responses.GET, COMMERCE_ORDERS, json={"items": [saved], "total_count": 1})
+    record = _run(_placeholder(connection))
+    assert record.commerce_entity_id == "12345"
+    assert record.state == Record.State.POSTED, record.last_error
+    assert AuditEvent.objects.filter(action="record.confirmed", target_id=str(record.pk)).exists()

@@ -50,6 +50,7 @@ def process_env(*, broker_db: int, cache_db: int) -> dict[str, str]:
         SECRET_KEY=settings.SECRET_KEY,
         FERNET_KEYS=",".join(settings.FERNET_KEYS),
         CONNECTOR_ALLOW_LOCAL_ENDPOINTS="1",
+        CONNECTOR_UNKNOWN_OUTCOME_DELAY_SECONDS="2",  # the mock commits before it drops: no need to wait long
         LOG_LEVEL="WARNING",
         PYTHONUNBUFFERED="1",
     )

@@ -3,7 +3,7 @@
 from dataclasses import replace
 from decimal import Decimal
 
-from fusion.invoices import credit_memo_payload, invoice_payload
+from fusion.invoices import credit_memo_payload, invoice_payload, payload_total
 from mappings import rules
 from tests.posting import TEMPLATES, order_document
 
@@ -59,8 +59,23 @@ def test_a_foreign_currency_invoice_names_its_conversion():
 def test_credit_memo_body_is_negative_and_names_the_credited_invoice():
     memo = order_document("77", kind="creditmemo", order_entity_id="12345", shipping="0")
     plan = rules.resolve(memo, RULES, DEFAULTS, original_invoice_number="MAG-000012345")
-    body = credit_memo_payload(plan, complete=False)
+    body = credit_memo_payload(plan)
     assert body["CrossReference"] == "MAG-000012345"
     assert "MAG-000012345" in body["CreditMemoComments"]
     assert body["CreditMemoCurrency"] == "USD"
     assert all(line["UnitSellingPrice"] < 0 for line in body["receivablesCreditMemoLines"])
+
+
+def test_a_credit_memo_credits_the_refunded_tax_too():
+    memo = replace(order_document("78", kind="creditmemo", order_entity_id="12345", shipping="0"))
+    line = replace(memo.lines[0], tax=Decimal("208.00"))
+    memo = replace(memo, lines=(line,), grand_total=memo.grand_total + Decimal("208.00"))
+    plan = rules.resolve(memo, RULES, DEFAULTS, original_invoice_number="MAG-000012345")
+    body = credit_memo_payload(plan)
+    assert body["receivablesCreditMemoLines"][-1]["LineDescription"] == "Tax refunded"
+    assert payload_total(body) == plan.total == memo.grand_total
+
+
+def test_an_invoice_body_bills_exactly_the_plan_total():
+    plan = _plan()
+    assert payload_total(invoice_payload(plan, complete=False)) == plan.total
