@@ -158,6 +158,29 @@ def batches_close_due(*, now=None) -> list[int]:
     return closed
 
 
+INTERRUPTED_AFTER = timedelta(minutes=15)
+
+
+def batches_recover_interrupted(*, now=None, actor: str = "system:journal-ship") -> list[int]:
+    """A batch left SUBMITTING (the worker died mid-call) may or may not have reached Fusion: park it for a
+    person to check, never send it again by itself."""
+    now = now or timezone.now()
+    stale = JournalBatch.objects.filter(
+        state=JournalBatch.State.SUBMITTING, submitted_at__lt=now - INTERRUPTED_AFTER
+    ).select_related("connection")
+    parked = []
+    for batch in stale:
+        _batch_park(
+            batch,
+            f"The submission of {batch.file_name} was interrupted; Fusion may or may not have received it.",
+            "Resolution: look in Fusion's Scheduled Processes for a Load Interface File for Import of "
+            f"{batch.file_name}. If it ran, mark the batch imported; if not, resubmit it.",
+            actor,
+        )
+        parked.append(batch.pk)
+    return parked
+
+
 def batch_submit(
     *, batch_id: int, client_factory, delimiter: str = "-", actor: str = "system:journal-ship"
 ) -> JournalBatch:
@@ -174,7 +197,8 @@ def batch_submit(
             return JournalBatch.objects.get(pk=batch_id)
         batch.state = JournalBatch.State.SUBMITTING
         batch.file_name = f"GlInterface_{batch.group_id}.zip"
-        batch.save(update_fields=["state", "file_name"])
+        batch.submitted_at = timezone.now()  # when the attempt started; a stale one was interrupted
+        batch.save(update_fields=["state", "file_name", "submitted_at"])
     connection = batch.connection
     try:
         _, zip_bytes = batch_file(batch, delimiter)
@@ -373,9 +397,15 @@ def batch_resubmit(*, batch: JournalBatch, actor, reason: str) -> JournalBatch:
         )
         old.entries.update(batch=new)
         JournalBatch.objects.filter(pk=old.pk).update(state=JournalBatch.State.SUPERSEDED, resubmitted_as=new)
-        Record.objects.filter(journal_entry__batch=new, state=Record.State.NEEDS_REVIEW).update(
-            state=Record.State.JOURNAL_PENDING, resolution_hint=""
-        )
+        for record in Record.objects.filter(journal_entry__batch=new, state=Record.State.NEEDS_REVIEW):
+            Record.objects.filter(pk=record.pk).update(state=Record.State.JOURNAL_PENDING, resolution_hint="")
+            audit_record(
+                action="record.journal_resubmitted",
+                actor=actor,
+                connection=old.connection,
+                target=record,
+                message=f"Journal lines resubmitted in batch {new.name}: {reason}",
+            )
         audit_record(
             action="journal.resubmitted",
             actor=actor,
@@ -397,9 +427,17 @@ def batch_mark_imported(*, batch: JournalBatch, actor, reason: str) -> JournalBa
             raise ValueError("Only a batch needing review can be marked imported.")
         now = timezone.now()
         JournalBatch.objects.filter(pk=locked.pk).update(state=JournalBatch.State.SUCCEEDED, finished_at=now)
-        Record.objects.filter(
+        for record in Record.objects.filter(
             journal_entry__batch=locked, state=Record.State.NEEDS_REVIEW, fusion_transaction_id__gt=""
-        ).update(state=Record.State.POSTED, posted_at=now, resolution_hint="")
+        ):
+            Record.objects.filter(pk=record.pk).update(state=Record.State.POSTED, posted_at=now, resolution_hint="")
+            audit_record(
+                action="record.posted",
+                actor=actor,
+                connection=locked.connection,
+                target=record,
+                message=f"Journal batch {locked.name} marked imported: {reason}",
+            )
         audit_record(
             action="journal.marked_imported",
             actor=actor,

@@ -176,9 +176,13 @@ def reference_check(
     if customer is not None:
         number, site = customer
         if not site:
+            # No bill-to site mapped: any active site of the account will do (Fusion takes its primary one).
             found = CustomerAccount.objects.filter(connection=connection, account_number=number, active=True).first()
             if found is None:
-                found = customer_site_lookup(connection=connection, client=client, account_number=number, site="")
+                customer_site_lookup(connection=connection, client=client, account_number=number, site="")
+                found = CustomerAccount.objects.filter(
+                    connection=connection, account_number=number, active=True
+                ).first()
         else:
             found = customer_site_lookup(connection=connection, client=client, account_number=number, site=site)
         if found is None:

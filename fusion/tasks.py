@@ -38,6 +38,7 @@ def ship_journals() -> str:
     if not cache.add("fusion:ship-journals", "1", SHIP_LOCK_SECONDS):
         return "already running"
     try:
+        journals.batches_recover_interrupted()
         closed = journals.batches_close_due()
         submitted = polled = 0
         for batch in JournalBatch.objects.filter(state=JournalBatch.State.CLOSED).select_related("connection"):

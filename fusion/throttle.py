@@ -12,7 +12,7 @@ from django.core.cache import cache
 
 from connector.exceptions import TransientError
 
-SLOT_TTL = 120  # seconds; a worker killed mid-call frees its slot after this
+SLOT_TTL = 600  # seconds; longer than any paced call (reads retry up to 3 x timeout); a killed worker frees it
 BACKOFF_TTL = 120  # seconds the lowered ceiling lasts after the last 429
 MAX_WAIT = 10.0  # seconds a call waits for a slot before the record is rescheduled instead
 

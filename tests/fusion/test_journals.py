@@ -152,3 +152,29 @@ def test_resubmission_uses_a_new_group_and_never_ships_the_old_batch_again(conne
     assert journals.batch_submit(batch_id=old.pk, client_factory=fusion_client_for).state == "superseded"
     record.refresh_from_db()
     assert record.state == Record.State.JOURNAL_PENDING and record.journal_entry.batch_id == new.pk
+
+
+def test_a_submission_cut_short_is_parked_not_sent_again(connection, rsps):
+    _pending_record(connection, "1", "10.00")
+    _close_all()
+    batch = JournalBatch.objects.get()
+    JournalBatch.objects.filter(pk=batch.pk).update(
+        state=JournalBatch.State.SUBMITTING, submitted_at=timezone.now() - timedelta(minutes=20)
+    )
+    assert journals.batches_recover_interrupted() == [batch.pk]
+    batch.refresh_from_db()
+    assert batch.state == JournalBatch.State.NEEDS_REVIEW and "interrupted" in batch.last_error
+
+
+def test_resubmitted_and_marked_records_have_it_in_their_timeline(connection, rsps):
+    from audit.models import AuditEvent
+
+    record = _pending_record(connection, "1", "10.00")
+    _close_all()
+    batch = JournalBatch.objects.get()
+    rsps.add(responses.POST, f"{BASE}/erpintegrations", body=requests.exceptions.ReadTimeout("timed out"))
+    batch = journals.batch_submit(batch_id=batch.pk, client_factory=fusion_client_for)
+    journals.batch_mark_imported(batch=batch, actor="finance", reason="import ran in Fusion")
+    record.refresh_from_db()
+    assert record.state == Record.State.POSTED
+    assert AuditEvent.objects.filter(action="record.posted", target_id=str(record.pk), actor="finance").exists()

@@ -120,3 +120,14 @@ def test_unknown_customer_and_unknown_combination_are_both_reported(rsps):
     problems = _check(connection, ["01-000-7777-0000-000"], customer=("4040", "1"))
     assert [p.code for p in problems] == ["customer_unknown", "combination_unknown"]
     assert "no active customer account 4040 with bill-to site 1" in problems[0].message
+
+
+def test_a_customer_mapped_without_a_site_is_found_on_first_use(rsps):
+    connection = make_connection()
+    rsps.add(
+        responses.GET,
+        f"{BASE}/customerAccountSitesLOV",
+        json=_page([{"AccountNumber": "1008", "SiteUseId": 1042, "SiteName": "CSR Seattle"}]),
+    )
+    rsps.add(responses.GET, f"{BASE}/accountCombinationsLOV", json=_page([]))
+    assert _check(connection, [], customer=("1008", "")) == []
