@@ -7,8 +7,8 @@ the `Store` header and the client id in `x-api-key`."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from datetime import datetime
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 from urllib.parse import quote
@@ -216,6 +216,47 @@ class CommerceClient(SystemClient):
                 return
             page += 1
 
+    def iter_changed(self, path: str, updated_since: datetime, *, page_size: int) -> Iterator[dict[str, Any]]:
+        """Documents updated at or after `updated_since`, oldest first, by keyset: each page asks again from the
+        last row seen (updated_at, then entity_id) instead of for page n. Documents change while we read, and
+        a change moves a row to the end of an `updated_at` sort: with page numbers, every row behind it would
+        shift one place back and one would be skipped; from a key, a moved row is simply met again later.
+
+        The boundary is `updated_at >= T` AND (`updated_at > T` OR `entity_id > id`) (filters in one group are
+        OR'd, groups AND'd); rows at or before the key are skipped here too. A server that ignores the second
+        group shows it by answering a full page of rows already seen: from then on the search is `updated_at
+        >= T` alone, with page numbers among the rows stamped T (the key still skips those already seen)."""
+        size = min(page_size, MAX_PAGE_SIZE)
+        since, key = updated_since, None  # key: (updated_at, entity_id) of the last row yielded
+        keyset, page = True, 1
+        while True:
+            criteria = SearchCriteria(page_size=size).where("updated_at", since, "gteq")
+            if key is not None and keyset:
+                criteria = criteria.where_any([("updated_at", key[0], "gt"), ("entity_id", key[1], "gt")])
+            criteria = criteria.order_by("updated_at").order_by("entity_id")
+            body = self.get(path, params=criteria.page(page).to_params())
+            if not isinstance(body, dict) or not isinstance(body.get("items") or [], list):
+                raise PermanentError(f"Commerce answered the {path} search without an items list")
+            items = body.get("items") or []
+            fresh = [item for item in items if key is None or _after(_row_key(item), key)]
+            yield from fresh
+            try:
+                total = int(body.get("total_count") or 0)
+            except (TypeError, ValueError):
+                total = 0
+            if len(items) < size or page * size >= total:
+                return
+            last = next((k for k in map(_row_key, reversed(fresh)) if k is not None), None)
+            if last is None:  # nothing new, or nothing we can key on: the next page of the same search
+                if key is not None:
+                    keyset = False  # a full page at or before the key: the server ignores the boundary
+                page += 1
+            elif last[0] > since:  # on to a later timestamp: a new search from there
+                since, key, page = last[0], last, 1
+            else:  # still at the same timestamp
+                key = last
+                page = 1 if keyset else page + 1
+
     def _updated_since(self, path: str, updated_since: datetime, page_size: int) -> Iterator[dict[str, Any]]:
         criteria = (
             SearchCriteria(page_size=min(page_size, MAX_PAGE_SIZE))
@@ -231,14 +272,15 @@ class CommerceClient(SystemClient):
         return self._get_object(f"orders/{_id(entity_id)}")
 
     def iter_orders(self, updated_since: datetime, *, page_size: int = MAX_PAGE_SIZE) -> Iterator[dict[str, Any]]:
-        """Orders updated at or after `updated_since`, oldest first (the backfill of missed webhooks)."""
-        return self._updated_since("orders", updated_since, page_size)
+        """Orders updated at or after `updated_since`, oldest first by (updated_at, entity_id), keyset-paged
+        (the backfill of missed webhooks)."""
+        return self.iter_changed("orders", updated_since, page_size=page_size)
 
     def iter_invoices(self, updated_since: datetime, *, page_size: int = MAX_PAGE_SIZE) -> Iterator[dict[str, Any]]:
-        return self._updated_since("invoices", updated_since, page_size)
+        return self.iter_changed("invoices", updated_since, page_size=page_size)
 
     def iter_creditmemos(self, updated_since: datetime, *, page_size: int = MAX_PAGE_SIZE) -> Iterator[dict[str, Any]]:
-        return self._updated_since("creditmemos", updated_since, page_size)
+        return self.iter_changed("creditmemos", updated_since, page_size=page_size)
 
     def get_customer(self, customer_id: int | str) -> dict[str, Any]:
         return self._get_object(f"customers/{_id(customer_id)}")
@@ -265,6 +307,31 @@ class CommerceClient(SystemClient):
 
     def create_product(self, payload: dict[str, Any]) -> dict[str, Any]:
         return self._object("POST", "products", store=ALL_STORES, json=_wrapped("product", payload))
+
+
+def updated_at_of(item: Mapping[str, Any]) -> datetime | None:
+    """A row's `updated_at` ("YYYY-MM-DD HH:MM:SS", UTC; ISO 8601 accepted) as an aware datetime, else None."""
+    text = str(item.get("updated_at") or "").strip()
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _row_key(item: Mapping[str, Any]) -> tuple[datetime, int] | None:
+    stamp = updated_at_of(item)
+    entity_id = str(item.get("entity_id") or "")
+    if stamp is None or not entity_id.isdigit():
+        return None
+    return stamp, int(entity_id)
+
+
+def _after(key: tuple[datetime, int] | None, boundary: tuple[datetime, int]) -> bool:
+    """Past the keyset boundary. A row without a usable key is kept: reading a document twice is harmless."""
+    return key is None or key > boundary
 
 
 def _id(value: int | str) -> str:

@@ -360,6 +360,10 @@ class BackfillResult:
     known: int = 0
     unreadable: int = 0
     seen: dict[str, int] = dataclasses.field(default_factory=dict)
+    pages: int = 0
+    complete: bool = True  # False: stopped at the run's page or time limit, the next run carries on
+    resume_from: datetime | None = None  # when not complete: every kind is read up to here
+    watermark: datetime | None = None  # the watermark this run saved last (None: left as it was)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -368,7 +372,14 @@ class BackfillResult:
             "known": self.known,
             "unreadable": self.unreadable,
             "seen": self.seen,
+            "pages": self.pages,
+            "complete": self.complete,
+            "resume_from": self.resume_from.isoformat() if self.resume_from else None,
+            "watermark": self.watermark.isoformat() if self.watermark else None,
         }
+
+
+BACKFILL_PAGE_SIZE = 100
 
 
 def backfill_overlap() -> timedelta:
@@ -377,6 +388,15 @@ def backfill_overlap() -> timedelta:
 
 def backfill_first_window() -> timedelta:
     return timedelta(hours=int(commerce_setting("CONNECTOR_BACKFILL_FIRST_HOURS", 24)))
+
+
+def backfill_max_pages() -> int:
+    return int(commerce_setting("CONNECTOR_BACKFILL_MAX_PAGES", 50))
+
+
+def backfill_max_seconds() -> float:
+    # Well inside the task's soft time limit (CELERY_TASK_SOFT_TIME_LIMIT, 300 s by default).
+    return commerce_setting("CONNECTOR_BACKFILL_MAX_SECONDS", 150)
 
 
 def commerce_client(connection: Connection) -> Any:
@@ -392,27 +412,54 @@ def backfill_run(
     actor: Any = "system:backfill",
     client: Any = None,
     now: datetime | None = None,
+    max_pages: int | None = None,
+    max_seconds: float | None = None,
+    page_size: int = BACKFILL_PAGE_SIZE,
 ) -> BackfillResult:
     """Pull the orders, invoices and credit memos Commerce changed since the watermark (minus an overlap, as
     Commerce stamps updated_at at transaction start) and create records for the ones we do not know, through
-    the same normalisation as the webhooks. Known documents are left alone. The watermark only moves forward,
-    and only after every page was read, so a failed run is simply repeated."""
+    the same normalisation as the webhooks. Known documents are left alone.
+
+    The three searches (keyset-paged, oldest first) advance together, one page at a time from whichever is
+    furthest behind, and the watermark is saved after every page: up to where all three are read, or the run's
+    start once all are read. It only moves forward. A run stops after `max_pages` pages or `max_seconds`
+    (CONNECTOR_BACKFILL_MAX_PAGES / _MAX_SECONDS), and a failed run keeps what it read: the next run carries
+    on from the watermark. One audit event per run."""
     now = now or timezone.now()
+    overlap = backfill_overlap()
     if since is None:
         mark = connection.commerce_backfill_watermark
-        since = (mark - backfill_overlap()) if mark else (now - backfill_first_window())
+        since = (mark - overlap) if mark else (now - backfill_first_window())
+    max_pages = backfill_max_pages() if max_pages is None else max_pages
+    max_seconds = backfill_max_seconds() if max_seconds is None else max_seconds
     client = client or commerce_client(connection)
     result = BackfillResult(since=since)
-    sources: tuple[tuple[str, Callable[..., Iterable[dict[str, Any]]]], ...] = (
-        (ORDER, client.iter_orders),
-        (INVOICE, client.iter_invoices),
-        (CREDIT_MEMO, client.iter_creditmemos),
-    )
+    pulls: dict[str, Callable[..., Iterable[dict[str, Any]]]] = {
+        ORDER: client.iter_orders,
+        INVOICE: client.iter_invoices,
+        CREDIT_MEMO: client.iter_creditmemos,
+    }
+    kinds = list(pulls)
+    reached = dict.fromkeys(kinds, since)  # the kinds still being read -> updated_at read up to
+    streams: dict[str, Iterator[list[dict[str, Any]]]] = {}
+    started = time.monotonic()
     try:
-        for kind, pull in sources:
-            for page in _chunks(pull(since), 100):
+        while reached:
+            if result.pages >= max_pages or time.monotonic() - started >= max_seconds:
+                result.complete, result.resume_from = False, min(reached.values())
+                break
+            kind = min(reached, key=lambda k: (reached[k], kinds.index(k)))
+            if kind not in streams:
+                streams[kind] = _chunks(pulls[kind](since, page_size=page_size), page_size)
+            page = next(streams[kind], None)
+            if page is None:
+                del reached[kind]
+            else:
+                result.pages += 1
                 result.seen[kind] = result.seen.get(kind, 0) + len(page)
                 _backfill_page(connection=connection, kind=kind, entities=page, result=result, actor=actor)
+                reached[kind] = max(reached[kind], _backfill_read_up_to(page) or reached[kind])
+            _backfill_advance(connection, _backfill_mark(reached, since=since, now=now, overlap=overlap), result)
     except Exception as exc:
         audit_record(
             action="commerce.backfill",
@@ -420,30 +467,75 @@ def backfill_run(
             connection=connection,
             target=connection,
             outcome=AuditEvent.Outcome.FAILURE,
-            message=f"Backfill stopped: {exc}",
+            message=f"Backfill stopped: {exc}" + _backfill_kept(result),
             data=result.as_dict() | {"error": type(exc).__name__},
         )
         raise
-    with transaction.atomic():
-        current = Connection.objects.select_for_update().values_list("commerce_backfill_watermark", flat=True)
-        mark = current.get(pk=connection.pk)
-        if mark is None or now > mark:
-            # update(), not save(): the connection's other fields (and updated_at) belong to its editors.
-            Connection.objects.filter(pk=connection.pk).update(commerce_backfill_watermark=now)
-            connection.commerce_backfill_watermark = now
-        audit_record(
-            action="commerce.backfill",
-            actor=actor,
-            connection=connection,
-            target=connection,
-            outcome=AuditEvent.Outcome.SUCCESS,
-            message=(
-                f"Backfill since {since:%Y-%m-%d %H:%M:%S}: {result.created} new, {result.known} already known, "
-                f"{result.unreadable} unreadable"
-            ),
-            data=result.as_dict(),
-        )
+    message = (
+        f"Backfill since {since:%Y-%m-%d %H:%M:%S}: {result.created} new, {result.known} already known, "
+        f"{result.unreadable} unreadable"
+    )
+    if not result.complete:
+        message += f"; stopped after {result.pages} pages (the run's limit), the next run carries on"
+    audit_record(
+        action="commerce.backfill",
+        actor=actor,
+        connection=connection,
+        target=connection,
+        outcome=AuditEvent.Outcome.SUCCESS,
+        message=message + _backfill_kept(result),
+        data=result.as_dict(),
+    )
     return result
+
+
+def _backfill_read_up_to(page: list[dict[str, Any]]) -> datetime | None:
+    """The updated_at of the page's last row that has one (the search returns rows oldest first)."""
+    from .client import updated_at_of
+
+    for entity in reversed(page):
+        stamp = updated_at_of(entity)
+        if stamp is not None:
+            return stamp
+    return None
+
+
+def _backfill_mark(
+    reached: dict[str, datetime], *, since: datetime, now: datetime, overlap: timedelta
+) -> datetime | None:
+    """The watermark to save, or None when the run has not moved past `since` yet. The next run reads from the
+    watermark minus the overlap, so the watermark is `overlap` past the point up to which every kind is read:
+    the earliest of the kinds still being read (a kind read up to T has every row before T) and of `now` minus
+    the overlap (rows stamped later may still be committing). Once every kind is read, the run's start."""
+    if not reached:
+        return now
+    complete_up_to = min([now - overlap, *reached.values()])
+    return complete_up_to + overlap if complete_up_to > since else None
+
+
+def _backfill_advance(connection: Connection, mark: datetime | None, result: BackfillResult) -> None:
+    """Save the watermark when it moves forward (never back: a manual run from an earlier date, or a concurrent
+    run further on, must not pull it back)."""
+    current = connection.commerce_backfill_watermark
+    if mark is None or (current is not None and mark <= current):
+        return
+    with transaction.atomic():
+        stored = (
+            Connection.objects.select_for_update()
+            .values_list("commerce_backfill_watermark", flat=True)
+            .get(pk=connection.pk)
+        )
+        if stored is None or mark > stored:
+            # update(), not save(): the connection's other fields (and updated_at) belong to its editors.
+            Connection.objects.filter(pk=connection.pk).update(commerce_backfill_watermark=mark)
+            stored = result.watermark = mark
+        connection.commerce_backfill_watermark = stored
+
+
+def _backfill_kept(result: BackfillResult) -> str:
+    if result.watermark is None:
+        return ""
+    return f"; watermark now {result.watermark:%Y-%m-%d %H:%M:%S}"
 
 
 def _chunks(items: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:

@@ -6,18 +6,21 @@ from datetime import UTC, datetime, timedelta
 from io import StringIO
 from pathlib import Path
 from unittest import mock
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import responses
 from django.core.management import CommandError, call_command
 
 from audit.models import AuditEvent
 from commerce import tasks
 from commerce.payloads import order_document
 from commerce.services import backfill_run
-from connector.exceptions import TransientError
+from connector.exceptions import PermanentError, TransientError
 from connector.models import Connection, Record
 from connector.schedules import DEFAULT_SCHEDULES
 from connector.services import record_accept
+from tests.commerce.test_client import REST, search_server
 from tests.factories import make_connection
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "commerce"
@@ -51,13 +54,13 @@ class FakeCommerce:
             raise TransientError("Commerce answered 503", status=503)
         yield from self.data[name]
 
-    def iter_orders(self, updated_since):
+    def iter_orders(self, updated_since, page_size=None):
         return self._iter("orders", updated_since)
 
-    def iter_invoices(self, updated_since):
+    def iter_invoices(self, updated_since, page_size=None):
         return self._iter("invoices", updated_since)
 
-    def iter_creditmemos(self, updated_since):
+    def iter_creditmemos(self, updated_since, page_size=None):
         return self._iter("creditmemos", updated_since)
 
 
@@ -202,3 +205,127 @@ def test_backfill_through_the_rest_client(shop, settings):
         first_url = rsps.calls[0].request.url
     assert (result.created, result.known) == (1, 1)
     assert "updated_at" in first_url and "gteq" in first_url
+
+
+# --- keyset paging, a watermark saved page by page, bounded runs ----------------------------------------------
+
+OVERLAP = timedelta(minutes=5)  # CONNECTOR_BACKFILL_OVERLAP_SECONDS default
+
+
+def stamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def serve(rsps, orders, *, callback=None, **options):
+    """Commerce's order search over `orders()` (a changing list), or `callback`; no invoices or credit memos."""
+    calls = []
+    if callback is None:
+        callback, calls = search_server(orders, **options)
+    rsps.add_callback(responses.GET, f"{REST}/orders", callback=callback)
+    for resource in ("invoices", "creditmemos"):
+        empty, _ = search_server(lambda: [])
+        rsps.add_callback(responses.GET, f"{REST}/{resource}", callback=empty)
+    return calls
+
+
+def since_asked(url: str) -> str:
+    query = parse_qs(urlsplit(url).query)
+    return query["searchCriteria[filter_groups][0][filters][0][value]"][0]
+
+
+def test_orders_changing_between_pages_are_not_skipped(shop):
+    orders = [rest_order(n, updated_at=stamp(NOW - timedelta(hours=6 - n))) for n in range(1, 6)]
+
+    def order_1_is_edited(call):
+        if call == 2:  # a comment added to order 1 while the backfill reads: it moves to the end of the sort
+            orders[0] = {**orders[0], "updated_at": stamp(NOW - timedelta(minutes=30))}
+
+    with responses.RequestsMock() as rsps:
+        serve(rsps, lambda: orders, on_call=order_1_is_edited)
+        result = backfill_run(connection=shop, now=NOW, page_size=2)
+    assert sorted(Record.objects.values_list("commerce_entity_id", flat=True)) == ["1", "2", "3", "4", "5"]
+    assert (result.created, result.known, result.complete) == (5, 1, True)
+
+
+def test_a_run_stopped_midway_resumes_from_the_saved_watermark(shop):
+    # A long catch-up: five orders spread over the first day's window, two per page, two pages per run.
+    times = {n: NOW - timedelta(hours=20 - n) for n in range(1, 6)}
+    orders = [rest_order(n, updated_at=stamp(times[n])) for n in range(1, 6)]
+    with responses.RequestsMock() as rsps:
+        serve(rsps, lambda: orders)
+        first = backfill_run(connection=shop, now=NOW, page_size=2, max_pages=2)
+    assert (first.complete, first.pages, first.created) == (False, 2, 4)
+    assert first.resume_from == times[4]
+    shop.refresh_from_db()
+    # Everything before order 4's updated_at is read; the next run reads from there (watermark minus overlap).
+    assert shop.commerce_backfill_watermark == first.watermark == times[4] + OVERLAP
+    event = AuditEvent.objects.get(action="commerce.backfill")  # one event for the run, not one per page
+    assert event.outcome == "success" and "stopped after 2 pages" in event.message
+    assert event.data["complete"] is False
+
+    with responses.RequestsMock() as rsps:
+        calls = serve(rsps, lambda: orders)
+        second = backfill_run(connection=shop, now=NOW + timedelta(minutes=5), page_size=2, max_pages=2)
+    assert since_asked(calls[0]) == stamp(times[4])
+    assert (second.complete, second.created, second.known) == (True, 1, 1)
+    assert sorted(Record.objects.values_list("commerce_entity_id", flat=True)) == ["1", "2", "3", "4", "5"]
+    shop.refresh_from_db()
+    assert shop.commerce_backfill_watermark == NOW + timedelta(minutes=5)
+    assert AuditEvent.objects.filter(action="commerce.backfill").count() == 2
+
+
+def test_a_failed_run_keeps_the_watermark_of_the_pages_it_finished(shop):
+    times = {n: NOW - timedelta(hours=10 - n) for n in range(1, 4)}
+    orders = [rest_order(n, updated_at=stamp(times[n])) for n in range(1, 4)]
+    answer, calls = search_server(lambda: orders)
+
+    def second_page_fails(request):
+        if calls:
+            return 400, {"Content-Type": "application/json"}, json.dumps({"message": "Something went wrong."})
+        return answer(request)
+
+    with responses.RequestsMock() as rsps:
+        serve(rsps, None, callback=second_page_fails)
+        with pytest.raises(PermanentError):
+            backfill_run(connection=shop, now=NOW, page_size=2)
+    assert Record.objects.count() == 2
+    shop.refresh_from_db()
+    # Orders 1 and 2 are read, invoices and credit memos too: the next run starts at order 2's updated_at.
+    assert shop.commerce_backfill_watermark == times[2] + OVERLAP
+    event = AuditEvent.objects.get(action="commerce.backfill")
+    assert event.outcome == "failure"
+    assert f"watermark now {stamp(times[2] + OVERLAP)}" in event.message
+
+
+def test_a_run_with_no_time_left_reads_nothing_and_moves_nothing(shop):
+    Connection.objects.filter(pk=shop.pk).update(commerce_backfill_watermark=NOW)
+    shop.refresh_from_db()
+    client = FakeCommerce(orders=[rest_order(1)])
+    result = backfill_run(connection=shop, client=client, now=NOW + timedelta(minutes=5), max_seconds=0)
+    assert (result.complete, result.pages, client.calls) == (False, 0, [])
+    shop.refresh_from_db()
+    assert shop.commerce_backfill_watermark == NOW
+
+
+def test_the_watermark_never_moves_back(shop):
+    Connection.objects.filter(pk=shop.pk).update(commerce_backfill_watermark=NOW)
+    shop.refresh_from_db()
+    backfill_run(connection=shop, client=FakeCommerce(), since=NOW - timedelta(days=3), now=NOW - timedelta(hours=1))
+    shop.refresh_from_db()
+    assert shop.commerce_backfill_watermark == NOW
+
+
+def test_manual_catch_up_says_where_to_carry_on_when_it_stops_at_the_limit(shop, settings):
+    settings.CONNECTOR_BACKFILL_MAX_PAGES = 3
+    memo = json.loads((FIXTURES / "creditmemo_save_after.json").read_text())["data"]["creditmemo"]
+    client = FakeCommerce(
+        orders=[rest_order(n, updated_at=f"2026-11-0{n} 10:00:00") for n in (2, 3)],
+        invoices=[{**rest_invoice(10, 3), "updated_at": "2026-11-04 10:00:00"}],
+        creditmemos=[{**memo, "updated_at": "2026-11-05 10:00:00"}],
+    )
+    out = StringIO()
+    with mock.patch("commerce.services.commerce_client", return_value=client):
+        call_command("backfill", shop.slug, "--since", "2026-11-01", stdout=out)
+    assert "created 4" in out.getvalue()
+    # A page of each kind was read: all three are read up to the orders' last updated_at at least.
+    assert "Carry on with --since 2026-11-03T10:00:00Z" in out.getvalue()

@@ -1,4 +1,6 @@
 from datetime import UTC, datetime
+from email.message import Message
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -6,6 +8,7 @@ import responses
 from responses import matchers
 
 from commerce.client import CommerceClient, render_message
+from commerce.mock_server import search
 from connector.exceptions import (
     AuthError,
     NotFoundError,
@@ -15,6 +18,7 @@ from connector.exceptions import (
     ValidationRejectedError,
 )
 from connector.models import Connection
+from fusion.mock_server import MockRequest
 from tests.factories import make_connection
 
 SHOP = "https://shop.example.com"
@@ -137,38 +141,123 @@ def test_customers_are_read_created_and_updated(client):
 # --- paging -------------------------------------------------------------------------------------------------
 
 
-def _page_matcher(page, size, since="2026-11-01 00:00:00"):
+def _page_matcher(page, size, since="2026-11-01 00:00:00", after=None):
+    """The search the keyset iterator sends: `updated_at >= since`, and past a page, also
+    `updated_at > since OR entity_id > after`; always sorted updated_at then entity_id."""
     F = "searchCriteria[filter_groups][0][filters][0]"
-    return matchers.query_param_matcher(
-        {
-            f"{F}[field]": "updated_at",
-            f"{F}[value]": since,
-            f"{F}[condition_type]": "gteq",
-            "searchCriteria[sortOrders][0][field]": "updated_at",
-            "searchCriteria[sortOrders][0][direction]": "ASC",
-            "searchCriteria[sortOrders][1][field]": "entity_id",
-            "searchCriteria[sortOrders][1][direction]": "ASC",
-            "searchCriteria[pageSize]": str(size),
-            "searchCriteria[currentPage]": str(page),
-        }
-    )
+    params = {
+        f"{F}[field]": "updated_at",
+        f"{F}[value]": since,
+        f"{F}[condition_type]": "gteq",
+        "searchCriteria[sortOrders][0][field]": "updated_at",
+        "searchCriteria[sortOrders][0][direction]": "ASC",
+        "searchCriteria[sortOrders][1][field]": "entity_id",
+        "searchCriteria[sortOrders][1][direction]": "ASC",
+        "searchCriteria[pageSize]": str(size),
+        "searchCriteria[currentPage]": str(page),
+    }
+    if after is not None:
+        G = "searchCriteria[filter_groups][1][filters]"
+        params.update(
+            {
+                f"{G}[0][field]": "updated_at",
+                f"{G}[0][value]": since,
+                f"{G}[0][condition_type]": "gt",
+                f"{G}[1][field]": "entity_id",
+                f"{G}[1][value]": str(after),
+                f"{G}[1][condition_type]": "gt",
+            }
+        )
+    return matchers.query_param_matcher(params)
+
+
+def row(entity_id, updated_at):
+    return {"entity_id": entity_id, "increment_id": f"{entity_id:09d}", "updated_at": updated_at}
+
+
+def search_server(rows, *, on_call=None, ignore_keyset=False):
+    """A responses callback answering searchCriteria like Commerce (the bundled mock's search: OR inside a group,
+    AND across groups, a page past the end clamped to the last page). `rows()` gives the rows at the moment of
+    the call; `on_call(n)` runs before answering call n (1-based), to change documents between pages."""
+    calls = []
+
+    def callback(request):
+        calls.append(request.url)
+        if on_call is not None:
+            on_call(len(calls))
+        parts = urlsplit(request.url)
+        query = parse_qs(parts.query, keep_blank_values=True)
+        if ignore_keyset:  # a server that drops the second filter group
+            query = {k: v for k, v in query.items() if "[filter_groups][1]" not in k}
+        mock = MockRequest("GET", parts.path, query, parts.query, Message(), b"", request.url)
+        answer = search(mock, [dict(r) for r in rows()], max_page_size=300)
+        return answer.status, {"Content-Type": "application/json"}, answer.body
+
+    return callback, calls
 
 
 @responses.activate
-def test_iter_orders_pages_by_current_page_until_the_total_is_reached(client):
+def test_iter_orders_asks_again_from_the_last_row_seen_not_for_page_n(client):
     since = datetime(2026, 11, 1, tzinfo=UTC)
-    for page, ids in ((1, [1, 2]), (2, [3, 4]), (3, [5])):
-        responses.get(
-            f"{REST}/orders",
-            json={"items": [{"entity_id": i} for i in ids], "total_count": 5},
-            match=[_page_matcher(page, 2)],
-        )
-    # Commerce answers a page past the end with the last page again: it must never be asked for.
-    beyond = responses.get(
-        f"{REST}/orders", json={"items": [{"entity_id": 5}], "total_count": 5}, match=[_page_matcher(4, 2)]
+    first = [row(1, "2026-11-01 08:00:00"), row(2, "2026-11-01 09:30:00")]
+    second = [row(3, "2026-11-01 09:30:00"), row(4, "2026-11-02 10:00:00")]
+    responses.get(f"{REST}/orders", json={"items": first, "total_count": 5}, match=[_page_matcher(1, 2)])
+    responses.get(
+        f"{REST}/orders",
+        json={"items": second, "total_count": 3},
+        match=[_page_matcher(1, 2, since="2026-11-01 09:30:00", after=2)],
+    )
+    responses.get(
+        f"{REST}/orders",
+        json={"items": [row(5, "2026-11-03 00:00:00")], "total_count": 1},
+        match=[_page_matcher(1, 2, since="2026-11-02 10:00:00", after=4)],
     )
     assert [o["entity_id"] for o in client.iter_orders(since, page_size=2)] == [1, 2, 3, 4, 5]
-    assert beyond.call_count == 0
+    assert len(responses.calls) == 3  # the last page was short: no fourth request
+
+
+@responses.activate
+def test_rows_changing_between_pages_are_not_skipped(client):
+    rows = [row(n, f"2026-11-01 0{n}:00:00") for n in range(1, 6)]
+
+    def order_1_is_edited(call):
+        if call == 2:  # between the first and the second page, order 1 is saved again
+            rows[0] = row(1, "2026-11-01 09:00:00")
+
+    callback, calls = search_server(lambda: rows, on_call=order_1_is_edited)
+    responses.add_callback(responses.GET, f"{REST}/orders", callback=callback)
+    seen = [o["entity_id"] for o in client.iter_orders(datetime(2026, 11, 1, tzinfo=UTC), page_size=2)]
+    # Page numbers would have answered page 2 with orders 4 and 5 (order 1 moved to the end): 3 lost.
+    assert sorted(set(seen)) == [1, 2, 3, 4, 5]
+    assert seen == [1, 2, 3, 4, 5, 1]
+    assert all("currentPage%5D=1" in url for url in calls)
+
+
+@responses.activate
+def test_more_rows_at_one_timestamp_than_a_page_holds_are_all_read(client):
+    rows = [row(n, "2026-11-01 12:00:00") for n in range(1, 8)]
+    callback, calls = search_server(lambda: rows)
+    responses.add_callback(responses.GET, f"{REST}/orders", callback=callback)
+    assert [o["entity_id"] for o in client.iter_orders(datetime(2026, 11, 1, tzinfo=UTC), page_size=3)] == [
+        1,
+        2,
+        3,
+        4,
+        5,
+        6,
+        7,
+    ]
+    assert len(calls) == 3
+
+
+@responses.activate
+def test_a_server_that_ignores_the_keyset_filter_is_still_read_to_the_end(client):
+    rows = [row(n, "2026-11-01 12:00:00") for n in range(1, 6)]
+    callback, calls = search_server(lambda: rows, ignore_keyset=True)
+    responses.add_callback(responses.GET, f"{REST}/orders", callback=callback)
+    seen = [o["entity_id"] for o in client.iter_orders(datetime(2026, 11, 1, tzinfo=UTC), page_size=2)]
+    assert seen == [1, 2, 3, 4, 5]
+    assert len(calls) == 4  # page 1, the ignored boundary (page 1 again), then pages 2 and 3
 
 
 @responses.activate

@@ -43,3 +43,9 @@ class Command(BaseCommand):
             f"Since {result.since:%Y-%m-%d %H:%M:%S} UTC: saw {seen}; created {result.created}, "
             f"already known {result.known}, unreadable {result.unreadable}."
         )
+        if not result.complete and result.resume_from is not None:
+            self.stdout.write(
+                f"Stopped at the run's limit after {result.pages} pages; everything up to "
+                f"{result.resume_from:%Y-%m-%d %H:%M:%S} UTC is read. Carry on with --since "
+                f"{result.resume_from:%Y-%m-%dT%H:%M:%S}Z (the scheduled backfill carries on from the watermark)."
+            )
