@@ -25,7 +25,7 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from audit.services import audit_insert_from, audit_record
 from connector.documents import SalesDocument
-from connector.models import Connection, Record
+from connector.models import PLACEHOLDER_PREFIX, Connection, Record
 from connector.services import (
     record_accept,
     record_insert_statement,
@@ -46,10 +46,6 @@ from .payloads import (
 from .verifiers import Verification, commerce_setting
 
 logger = logging.getLogger(__name__)
-
-# A "before" hook fires before Commerce saves the order, so it has an increment id but no entity id yet. Such
-# an order is keyed by its number until a later delivery (or the backfill) brings the entity id.
-PLACEHOLDER_PREFIX = "#"
 
 
 class _Waker:

@@ -128,12 +128,12 @@ def _post_document(record: Record) -> str:
                 linked=invoice,
             )
 
-    order = None
+    fetched_order = None
     if record.kind != Record.Kind.ORDER and record.commerce_order_id and order_of(record) is None:
         # The order never reached us (no webhook yet, or it predates the connector): ask Commerce for it, so
         # the invoice or credit memo bills the order's customer rather than a default.
-        order = order_document(commerce_client(connection).get_order(record.commerce_order_id))
-    plan = plan_for_record(record, order=order)
+        fetched_order = order_document(commerce_client(connection).get_order(record.commerce_order_id))
+    plan = plan_for_record(record, order=fetched_order)
     Record.objects.filter(pk=record.pk).update(plan=plan_to_json(plan))
     if plan.problems:
         record_park(record=record, reason=plan.problem_reason(), hint=plan.problem_hint(), actor=ACTOR)

@@ -233,11 +233,7 @@ def document_post(
         found = document_find(client=client, identity=identity, cross_reference=cross_reference)
         if found is not None:
             return found
-    payload = (
-        credit_memo_payload(plan)
-        if plan.is_credit_memo
-        else invoice_payload(plan, complete=complete)
-    )
+    payload = credit_memo_payload(plan) if plan.is_credit_memo else invoice_payload(plan, complete=complete)
     billed = quantize(payload_total(payload), plan.currency)
     if billed != plan.total:
         raise PermanentError(
