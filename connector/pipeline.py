@@ -25,7 +25,14 @@ from mappings.services import order_of, plan_for_record, plan_from_json, plan_to
 from .exceptions import ConnectorError, OutcomeUnknownError, PermanentError, TransientError
 from .models import PLACEHOLDER_PREFIX, Connection, Record
 from .relay import relay_picked_up
-from .services import record_claim, record_park, record_release, record_renew_lease, record_retry_later
+from .services import (
+    record_claim,
+    record_park,
+    record_release,
+    record_renew_lease,
+    record_retry_later,
+    record_transition,
+)
 
 logger = logging.getLogger(__name__)
 ACTOR = "system:worker"
@@ -261,32 +268,30 @@ def _journal(record: Record) -> str:
 
 
 def _mark_posted(record: Record) -> str:
-    with transaction.atomic():
-        Record.objects.filter(pk=record.pk).update(state=Record.State.POSTED, posted_at=timezone.now())
-        audit_record(
-            action="record.posted",
-            actor=ACTOR,
-            connection=record.connection_id,
-            target=record,
-            message=f"Posted as {record.fusion_transaction_number}",
-        )
+    record_transition(
+        record=record,
+        state=Record.State.POSTED,
+        action="record.posted",
+        actor=ACTOR,
+        message=f"Posted as {record.fusion_transaction_number}",
+        posted_at=timezone.now(),
+    )
     return "done"
 
 
 def _settle_without_posting(record: Record, why: str, linked: Record | None = None) -> str:
-    with transaction.atomic():
-        Record.objects.filter(pk=record.pk).update(
-            state=Record.State.LINKED, linked_record=linked, last_error="", resolution_hint=""
-        )
-        audit_record(
-            action="record.linked",
-            actor=ACTOR,
-            connection=record.connection_id,
-            target=record,
-            outcome=AuditEvent.Outcome.INFO,
-            message=why,
-            data={"linked_record": linked.pk if linked else None},
-        )
+    record_transition(
+        record=record,
+        state=Record.State.LINKED,
+        action="record.linked",
+        actor=ACTOR,
+        message=why,
+        outcome=AuditEvent.Outcome.INFO,
+        data={"linked_record": linked.pk if linked else None},
+        linked_record=linked,
+        last_error="",
+        resolution_hint="",
+    )
     return "done"
 
 
@@ -311,18 +316,16 @@ def _wait(record: Record, reason: str, *, delay: timedelta, give_up_after: timed
             actor=ACTOR,
         )
         return "needs_review"
-    with transaction.atomic():
-        Record.objects.filter(pk=record.pk).update(
-            state=Record.State.RETRYING, next_attempt_at=timezone.now() + delay, last_error=reason[:4000]
-        )
-        audit_record(
-            action="record.waiting",
-            actor=ACTOR,
-            connection=record.connection_id,
-            target=record,
-            outcome=AuditEvent.Outcome.INFO,
-            message=reason,
-        )
+    record_transition(
+        record=record,
+        state=Record.State.RETRYING,
+        action="record.waiting",
+        actor=ACTOR,
+        message=reason,
+        outcome=AuditEvent.Outcome.INFO,
+        next_attempt_at=timezone.now() + delay,
+        last_error=reason[:4000],
+    )
     return "waiting"
 
 
@@ -370,14 +373,8 @@ def _confirm_placeholder(record: Record) -> str:
             connection=record.connection_id, kind=Record.Kind.ORDER, commerce_entity_id=document.entity_id
         ).first()
         if existing is not None:
-            Record.objects.filter(pk=record.pk).update(state=Record.State.LINKED, linked_record=existing)
-            audit_record(
-                action="record.linked",
-                actor=ACTOR,
-                connection=record.connection_id,
-                target=record,
-                outcome=AuditEvent.Outcome.INFO,
-                message=f"Order {number} is record {existing.pk} (entity {document.entity_id}); merged",
+            _settle_without_posting(
+                record, f"Order {number} is record {existing.pk} (entity {document.entity_id}); merged", existing
             )
             return "done"
         Record.objects.filter(pk=record.pk).update(

@@ -237,6 +237,31 @@ def record_retry_later(
     return record
 
 
+def record_transition(
+    *,
+    record: Record,
+    state: str,
+    action: str,
+    actor: Any,
+    message: str,
+    outcome: str = AuditEvent.Outcome.SUCCESS,
+    data: dict[str, Any] | None = None,
+    **fields: Any,
+) -> None:
+    """Move a record to `state` (and set `fields`) with its audit event, in one transaction."""
+    with transaction.atomic():
+        Record.objects.filter(pk=record.pk).update(state=state, **fields)
+        audit_record(
+            action=action,
+            actor=actor,
+            connection=record.connection_id,
+            target=record,
+            outcome=outcome,
+            message=message,
+            data=data,
+        )
+
+
 def record_park(
     *,
     record: Record,

@@ -15,6 +15,7 @@ from audit.models import AuditEvent
 from audit.services import audit_record
 from connector.exceptions import ConnectorError, OutcomeUnknownError, TransientError
 from connector.models import Connection, Record
+from connector.services import record_transition
 
 from . import fbdi
 from .models import JournalBatch, JournalEntry
@@ -297,9 +298,6 @@ def batch_poll(*, batch_id: int, client_factory, actor: str = "system:journal-sh
                 polls=batch.polls + 1,
             )
             record_ids = list(batch.entries.values_list("record_id", flat=True))
-            Record.objects.filter(pk__in=record_ids, state=Record.State.JOURNAL_PENDING).update(
-                state=Record.State.POSTED, posted_at=now
-            )
             audit_record(
                 action="journal.imported",
                 actor=actor,
@@ -309,14 +307,14 @@ def batch_poll(*, batch_id: int, client_factory, actor: str = "system:journal-sh
                 message=f"Batch {batch.name}: ESS request {batch.request_id} {status}",
                 data={"records": record_ids, "status": status},
             )
-            for record_id in record_ids:
-                audit_record(
+            for record in Record.objects.filter(pk__in=record_ids, state=Record.State.JOURNAL_PENDING):
+                record_transition(
+                    record=record,
+                    state=Record.State.POSTED,
                     action="record.posted",
                     actor=actor,
-                    connection=batch.connection,
-                    target_type="connector.record",
-                    target_id=record_id,
                     message=f"Journal imported in batch {batch.name} ({status})",
+                    posted_at=now,
                 )
         batch.refresh_from_db()
         return batch
@@ -358,19 +356,16 @@ def _batch_park(batch: JournalBatch, reason: str, hint: str, actor: str) -> Jour
             data={"hint": hint},
         )
         for record in Record.objects.filter(journal_entry__batch=batch, state=Record.State.JOURNAL_PENDING):
-            Record.objects.filter(pk=record.pk).update(
+            record_transition(
+                record=record,
                 state=Record.State.NEEDS_REVIEW,
+                action="record.needs_review",
+                actor=actor,
+                message=f"Journal batch {batch.name}: {reason}",
+                outcome=AuditEvent.Outcome.FAILURE,
                 last_error=f"Journal batch {batch.name}: {reason}"[:4000],
                 resolution_hint="Resolution: the AR document is posted; the journal batch needs review "
                 f"({batch.name}). Resubmit the batch once fixed.",
-            )
-            audit_record(
-                action="record.needs_review",
-                actor=actor,
-                connection=batch.connection,
-                target=record,
-                outcome=AuditEvent.Outcome.FAILURE,
-                message=f"Journal batch {batch.name}: {reason}",
             )
     batch.refresh_from_db()
     return batch
@@ -398,13 +393,13 @@ def batch_resubmit(*, batch: JournalBatch, actor, reason: str) -> JournalBatch:
         old.entries.update(batch=new)
         JournalBatch.objects.filter(pk=old.pk).update(state=JournalBatch.State.SUPERSEDED, resubmitted_as=new)
         for record in Record.objects.filter(journal_entry__batch=new, state=Record.State.NEEDS_REVIEW):
-            Record.objects.filter(pk=record.pk).update(state=Record.State.JOURNAL_PENDING, resolution_hint="")
-            audit_record(
+            record_transition(
+                record=record,
+                state=Record.State.JOURNAL_PENDING,
                 action="record.journal_resubmitted",
                 actor=actor,
-                connection=old.connection,
-                target=record,
                 message=f"Journal lines resubmitted in batch {new.name}: {reason}",
+                resolution_hint="",
             )
         audit_record(
             action="journal.resubmitted",
@@ -430,13 +425,14 @@ def batch_mark_imported(*, batch: JournalBatch, actor, reason: str) -> JournalBa
         for record in Record.objects.filter(
             journal_entry__batch=locked, state=Record.State.NEEDS_REVIEW, fusion_transaction_id__gt=""
         ):
-            Record.objects.filter(pk=record.pk).update(state=Record.State.POSTED, posted_at=now, resolution_hint="")
-            audit_record(
+            record_transition(
+                record=record,
+                state=Record.State.POSTED,
                 action="record.posted",
                 actor=actor,
-                connection=locked.connection,
-                target=record,
                 message=f"Journal batch {locked.name} marked imported: {reason}",
+                posted_at=now,
+                resolution_hint="",
             )
         audit_record(
             action="journal.marked_imported",
