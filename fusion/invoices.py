@@ -101,6 +101,38 @@ def invoice_payload(plan: PostingPlan, *, complete: bool) -> dict[str, Any]:
     return body
 
 
+def _credit_lines(plan: PostingPlan) -> list[dict[str, Any]]:
+    """Credit memo lines all credit (negative amounts). A plan line that reduces the refund (a discount booked
+    apart, a gift card or store credit) cannot be a line of its own on an on-account credit memo, so it is
+    spread over the lines it reduces, pro rata, to the minor unit; those lines are then sent as one unit each."""
+    positive = [line for line in plan.lines if line.amount > 0]
+    reduction = -sum((line.amount for line in plan.lines if line.amount < 0), Decimal(0))
+    if not reduction or not positive:
+        return [
+            {
+                "LineNumber": line.line_number,
+                "LineDescription": line.description,
+                "LineQuantityCredit": _num(line.quantity),
+                "UnitSellingPrice": _num(-line.unit_selling_price),
+                **({"MemoLine": line.memo_line} if line.memo_line else {}),
+            }
+            for line in plan.lines
+        ]
+    gross = sum((line.amount for line in positive), Decimal(0))
+    shares = [quantize(reduction * line.amount / gross, plan.currency) for line in positive]
+    shares[-1] += reduction - sum(shares, Decimal(0))  # the rounding remainder, so the total is exact
+    return [
+        {
+            "LineNumber": line.line_number,
+            "LineDescription": f"{line.description} (net of {share} in reductions)"[:240],
+            "LineQuantityCredit": 1,
+            "UnitSellingPrice": _num(-(line.amount - share)),
+            **({"MemoLine": line.memo_line} if line.memo_line else {}),
+        }
+        for line, share in zip(positive, shares, strict=True)
+    ]
+
+
 def credit_memo_payload(plan: PostingPlan) -> dict[str, Any]:
     """An on-account credit memo: amounts negative, naming the credited invoice in the cross-reference and
     comments (reference/fusion.md §4: applying to a specific invoice over REST is not documented). It is
@@ -121,16 +153,7 @@ def credit_memo_payload(plan: PostingPlan) -> dict[str, Any]:
         "BillToCustomerNumber": header.bill_to_customer_number,
         "CrossReference": cross_reference_of(plan),
         "CreditMemoComments": comments[:240],
-        "receivablesCreditMemoLines": [
-            {
-                "LineNumber": line.line_number,
-                "LineDescription": line.description,
-                "LineQuantityCredit": _num(line.quantity),
-                "UnitSellingPrice": _num(-line.unit_selling_price),
-                **({"MemoLine": line.memo_line} if line.memo_line else {}),
-            }
-            for line in plan.lines
-        ],
+        "receivablesCreditMemoLines": _credit_lines(plan),
     }
     if plan.tax_total:
         # Refunded tax as its own credit line: the credit memo must credit what Commerce refunded, tax included.

@@ -79,3 +79,20 @@ def test_a_credit_memo_credits_the_refunded_tax_too():
 def test_an_invoice_body_bills_exactly_the_plan_total():
     plan = _plan()
     assert payload_total(invoice_payload(plan, complete=False)) == plan.total
+
+
+def test_a_credit_memo_spreads_a_separate_discount_over_its_lines_and_never_sends_a_positive_line():
+    memo = order_document(
+        "79",
+        kind="creditmemo",
+        order_entity_id="12345",
+        lines=(("LAP-15", "1", "100.00"), ("MOUSE", "3", "10.00")),
+        shipping="0",
+    )
+    lines = tuple(replace(line, discount=Decimal("13.01")) if line.sku == "LAP-15" else line for line in memo.lines)
+    memo = replace(memo, lines=lines, grand_total=Decimal("116.99"))
+    plan = rules.resolve(memo, RULES, replace(DEFAULTS, discount_mode="separate"), original_invoice_number="MAG-1")
+    assert any(line.amount < 0 for line in plan.lines)  # the discount is its own plan line
+    body = credit_memo_payload(plan)
+    assert all(line["UnitSellingPrice"] < 0 for line in body["receivablesCreditMemoLines"])
+    assert payload_total(body) == plan.total == Decimal("116.99")
