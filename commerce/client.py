@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -30,6 +31,28 @@ HEADERS = {"Accept": "application/json", "Content-Type": "application/json"}
 _STORE_CODE = re.compile(r"^[a-z0-9_]+$")
 _SEGMENT = re.compile(r"^[A-Za-z0-9_\-.~%]+$")  # % for a quoted SKU
 _PLACEHOLDER = re.compile(r"%(\w+)")
+
+
+# Only what the GL rules look at; `fields` keeps a product's media, options and attributes out of the answer.
+PRODUCT_FACT_FIELDS = "sku,attribute_set_id,extension_attributes[category_links]"
+
+
+@dataclass(frozen=True)
+class StoreView:
+    """One entry of GET /V1/store/storeViews: the store view's id, code and website."""
+
+    id: str
+    code: str
+    website_id: str
+
+
+@dataclass(frozen=True)
+class ProductFacts:
+    """What GET /V1/products/{sku} says about a product's place in the catalogue."""
+
+    sku: str
+    attribute_set_id: str = ""
+    category_ids: tuple[str, ...] = ()
 
 
 def render_message(message: str, parameters: Any) -> str:
@@ -308,6 +331,46 @@ class CommerceClient(SystemClient):
     def create_product(self, payload: dict[str, Any]) -> dict[str, Any]:
         return self._object("POST", "products", store=ALL_STORES, json=_wrapped("product", payload))
 
+    def store_views(self) -> list[StoreView]:
+        """GET /V1/store/storeViews: every store view (the admin view, id 0, included) with its website."""
+        body = self.get("store/storeViews")
+        if not isinstance(body, list):
+            raise PermanentError(
+                f"Commerce answered store/storeViews with a JSON {type(body).__name__}, expected a list"
+            )
+        views = []
+        for item in body:
+            if isinstance(item, dict) and _text(item.get("id")):
+                views.append(
+                    StoreView(
+                        id=_text(item.get("id")), code=_text(item.get("code")), website_id=_text(item.get("website_id"))
+                    )
+                )
+        return views
+
+    def product_facts(self, sku: str) -> ProductFacts:
+        """GET /V1/products/{sku}, trimmed to its attribute set and category links (NotFoundError when Commerce has
+        no product with that SKU)."""
+        body = self._object_with_params(f"products/{_sku(sku)}", {"fields": PRODUCT_FACT_FIELDS})
+        extension = body.get("extension_attributes")
+        links = extension.get("category_links") if isinstance(extension, dict) else None
+        categories: list[str] = []
+        for link in links if isinstance(links, list) else []:
+            category_id = _text(link.get("category_id")) if isinstance(link, dict) else ""
+            if category_id and category_id not in categories:
+                categories.append(category_id)
+        return ProductFacts(
+            sku=_text(body.get("sku")) or sku,
+            attribute_set_id=_text(body.get("attribute_set_id")),
+            category_ids=tuple(categories),
+        )
+
+    def _object_with_params(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
+        body = self.get(path, params=params)
+        if not isinstance(body, dict):
+            raise PermanentError(f"Commerce answered {path} with a JSON {type(body).__name__}, expected an object")
+        return body
+
 
 def updated_at_of(item: Mapping[str, Any]) -> datetime | None:
     """A row's `updated_at` ("YYYY-MM-DD HH:MM:SS", UTC; ISO 8601 accepted) as an aware datetime, else None."""
@@ -332,6 +395,13 @@ def _row_key(item: Mapping[str, Any]) -> tuple[datetime, int] | None:
 def _after(key: tuple[datetime, int] | None, boundary: tuple[datetime, int]) -> bool:
     """Past the keyset boundary. A row without a usable key is kept: reading a document twice is harmless."""
     return key is None or key > boundary
+
+
+def _text(value: Any) -> str:
+    """An id or code as Commerce may send it (number or string) as text; "" for none."""
+    if value is None or isinstance(value, bool | dict | list):
+        return ""
+    return str(value).strip()
 
 
 def _id(value: int | str) -> str:

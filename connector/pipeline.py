@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from audit.services import audit_record
+from commerce.enrichment import record_enrich
 from commerce.payloads import order_document
 from commerce.search import SearchCriteria
 from commerce.services import commerce_client
@@ -140,7 +141,9 @@ def _post_document(record: Record) -> str:
         # The order never reached us (no webhook yet, or it predates the connector): ask Commerce for it, so
         # the invoice or credit memo bills the order's customer rather than a default.
         fetched_order = order_document(commerce_client(connection).get_order(record.commerce_order_id))
-    plan = plan_for_record(record, order=fetched_order)
+    # Store code, website, attribute sets and categories the rules match on: Commerce's payloads lack them.
+    document = record_enrich(record=record, order=fetched_order, actor=ACTOR)
+    plan = plan_for_record(record, order=fetched_order, document=document)
     Record.objects.filter(pk=record.pk).update(plan=plan_to_json(plan))
     if plan.problems:
         record_park(record=record, reason=plan.problem_reason(), hint=plan.problem_hint(), actor=ACTOR)

@@ -495,6 +495,30 @@ def match_store(document: SalesDocument, rules: Iterable[StoreRuleData], on: dat
     return Matched("store", "default", "", rule.segments, rule) if rule is not None else None
 
 
+def untested_match_types(
+    matched: Matched | None, precedence: Sequence[str], values: Mapping[str, object], live_types: set[str]
+) -> list[str]:
+    """The match types ranked above the one that matched (all of them, when only a default or nothing did) that
+    have an effective rule but nothing in the document to test it against: a rule of that type might have won,
+    so the match cannot be trusted. Only the types in `values` can lack data (a line always has its SKU)."""
+    stop = precedence.index(matched.match_type) if matched is not None else len(precedence)
+    return [t for t in precedence[:stop] if t in values and not values[t] and t in live_types]
+
+
+def _words(match_types: Iterable[str], labels: Mapping[str, str]) -> str:
+    return " or ".join(labels[t] for t in match_types)
+
+
+# What a document or line lacks, in words, when a rule type cannot be tried.
+_DATA_WORDS = {
+    "store": "store id",
+    "store_code": "store code",
+    "website": "website id",
+    "attribute_set": "attribute set",
+    "category": "category",
+}
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Accounts: template, overlaid by the store's legal-entity values, then by the customer and product dimensions
 # --------------------------------------------------------------------------------------------------------------
@@ -720,6 +744,22 @@ def resolve(
     needs_accounts = manual or journal
 
     store = match_store(document, rules.stores, on)
+    store_gaps = untested_match_types(
+        store,
+        STORE_MATCH_TYPES,
+        {"store": document.store_id, "store_code": document.store_code, "website": document.website_id},
+        {r.match_type for r in rules.stores if is_effective(r, on)},
+    )
+    if store_gaps:
+        problems.add(
+            "store_data_missing",
+            f"The document (store {document.store_id or 'unknown'}) has no {_words(store_gaps, _DATA_WORDS)}, so "
+            f"the store rules by {_words(store_gaps, MATCH_LABELS)} could not be tried (it would have used "
+            f"{store.label if store is not None else 'the connection defaults'}).",
+            "Check that the Commerce document carries its store id and that Commerce's store views (GET "
+            "/V1/store/storeViews) list it with its code and website, or add a store rule by store id for it in "
+            "Mappings > Store rules, then replay the record.",
+        )
     customer = match_customer(document.customer, rules.customers, on)
     header = _header(document, defaults, on, store, customer, problems, original_invoice_number=original_invoice_number)
     accounts = (
@@ -736,6 +776,7 @@ def resolve(
             return no_account
         return accounts.build(template, product=product, line_number=line_number)
 
+    live_product_types = {r.match_type for r in rules.products if is_effective(r, on)}
     number = 0
     for source in document.lines:
         gross, discount, tax = q(source.row_total), q(source.discount), q(source.tax)
@@ -748,7 +789,25 @@ def resolve(
         net_discount = discount - compensation
         product = match_product(source, rules.products, on)
         product_rule = product.rule if product is not None else None
-        if product is None and needs_accounts:
+        product_gaps = untested_match_types(
+            product,
+            PRODUCT_MATCH_TYPES,
+            {"attribute_set": source.attribute_set_id, "category": source.category_ids},
+            live_product_types,
+        )
+        if product_gaps:
+            problems.add(
+                "product_data_missing",
+                f"Line {number + 1}: SKU {source.sku} has no {_words(product_gaps, _DATA_WORDS)} in the document, so "
+                f"the product rules by {_words(product_gaps, MATCH_LABELS)} could not be tried (it would have used "
+                f"{product.label if product is not None else 'no product rule'}).",
+                f"Check that Commerce returns product {source.sku} (GET /V1/products/{source.sku}) with its attribute "
+                "set and categories (the integration needs Magento_Catalog::products; a product in no category needs "
+                f"one), or add a product rule for SKU {source.sku} in Mappings > Product rules, then replay the "
+                "record.",
+                line_number=number + 1,
+            )
+        elif product is None and needs_accounts:
             categories = ", ".join(str(c) for c in source.category_ids) or "none"
             problems.add(
                 "product_mapping_missing",

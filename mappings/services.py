@@ -164,6 +164,22 @@ def rules_snapshot(*, connection: Connection) -> rules.RuleSet:
     )
 
 
+# Match types whose data Commerce's sales payloads do not carry.
+STORE_FACT_MATCH_TYPES = ("website", "store_code")
+PRODUCT_FACT_MATCH_TYPES = ("category", "attribute_set")
+
+
+def rules_need(connection: Connection) -> set[str]:
+    """Which of website, store_code, category and attribute_set the connection's enabled rules match on: the
+    facts worth asking Commerce for (an empty set: ask nothing)."""
+    stores = StoreRule.objects.filter(connection=connection, enabled=True, match_type__in=STORE_FACT_MATCH_TYPES)
+    products = ProductRule.objects.filter(connection=connection, enabled=True, match_type__in=PRODUCT_FACT_MATCH_TYPES)
+    need: set[str] = set()
+    for query in (stores, products):
+        need.update(query.order_by().values_list("match_type", flat=True).distinct())
+    return need
+
+
 def connection_defaults(connection: Connection) -> rules.ConnectionDefaults:
     return rules.ConnectionDefaults(
         slug=connection.slug,
@@ -234,10 +250,14 @@ def with_order_context(document: SalesDocument, order: SalesDocument | None) -> 
     )
 
 
-def plan_for_record(record: Record, *, order: SalesDocument | None = None) -> rules.PostingPlan:
-    """Resolve the record's document against the connection's rules as they are now. Sends nothing. An invoice
-    or credit memo takes its customer and store from its order (`order`, else the order's record)."""
-    document = SalesDocument.from_json(record.document)
+def plan_for_record(
+    record: Record, *, order: SalesDocument | None = None, document: SalesDocument | None = None
+) -> rules.PostingPlan:
+    """Resolve the record's document (or `document`, the same one enriched) against the connection's rules as
+    they are now. Sends nothing. An invoice or credit memo takes its customer and store from its order (`order`,
+    else the order's record)."""
+    if document is None:
+        document = SalesDocument.from_json(record.document)
     document = with_order_context(document, order or order_of(record))
     connection = record.connection
     return rules.resolve(

@@ -710,3 +710,71 @@ def test_a_real_tax_inclusive_gift_card_order_and_its_invoice_total_to_the_cent(
         assert plan.total == document.grand_total == D("100.00")
         assert not [ln for ln in plan.lines if ln.kind == "rounding"]
         assert plan.journal_balanced
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Rules that cannot be tried: the document lacks what they match on
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_a_website_rule_with_no_website_on_the_document_is_a_problem_not_the_default():
+    stores = [StoreRuleData("website", "2", business_unit="Vision Europe"), StoreRuleData("default", "")]
+    plan = resolve(order(store_id="3"), ruleset(stores=stores), DEFAULTS)
+    [problem] = plan.problems
+    assert problem.code == "store_data_missing"
+    assert problem.message == (
+        "The document (store 3) has no website id, so the store rules by website could not be tried "
+        "(it would have used store rule default)."
+    )
+    assert plan.problem_hint().startswith("Resolution: ") and "store rule by store id" in plan.problem_hint()
+    assert resolve(order(store_id="3", website_id="2"), ruleset(stores=stores), DEFAULTS).header.business_unit == (
+        "Vision Europe"
+    )
+
+
+def test_a_store_rule_that_matches_above_the_missing_data_needs_nothing_more():
+    stores = [StoreRuleData("store", "3", business_unit="Vision Europe"), StoreRuleData("website", "2")]
+    plan = resolve(order(store_id="3"), ruleset(stores=stores), DEFAULTS)
+    assert plan.ok, plan.problems
+    assert plan.header.business_unit == "Vision Europe"
+
+
+def test_a_known_website_without_a_rule_falls_back_to_the_default_quietly():
+    stores = [StoreRuleData("website", "2", business_unit="Vision Europe")]
+    plan = resolve(order(store_id="1", website_id="1"), ruleset(stores=stores), DEFAULTS)
+    assert plan.ok, plan.problems
+    assert plan.header.store_reason == "connection defaults"
+
+
+@pytest.mark.parametrize(
+    ("extra", "missing"),
+    [
+        ({}, "attribute set or category"),
+        ({"attribute_set_id": "5"}, "category"),
+        ({"category_ids": ("7",)}, "attribute set"),
+    ],
+)
+def test_product_rules_that_cannot_be_tried_are_a_problem_per_line(extra, missing):
+    products = (
+        ProductRuleData("attribute_set", "4", segments={"account": "4104"}),
+        ProductRuleData("category", "7", segments={"account": "4105"}),
+        DEFAULT_PRODUCT,
+    )
+    plan = resolve(order(line(sku="MOUSE", **extra)), ruleset(products=products), DEFAULTS)
+    [problem] = plan.problems
+    assert problem.code == "product_data_missing" and problem.line_number == 1
+    assert problem.message.startswith(f"Line 1: SKU MOUSE has no {missing} in the document")
+    assert "GET /V1/products/MOUSE" in problem.resolution
+
+
+def test_a_sku_rule_needs_no_category_or_attribute_set():
+    products = (ProductRuleData("sku", "MOUSE", item_number="IT-MOUSE"), ProductRuleData("category", "7"))
+    plan = resolve(order(line(sku="MOUSE")), ruleset(products=products), DEFAULTS)
+    assert plan.ok, plan.problems
+    assert plan.lines[0].item_number == "IT-MOUSE"
+
+
+def test_a_rule_not_yet_effective_asks_for_no_data():
+    products = (ProductRuleData("category", "7", effective_from=date(2027, 1, 1)), DEFAULT_PRODUCT)
+    plan = resolve(order(line(sku="MOUSE")), ruleset(products=products), DEFAULTS)
+    assert plan.ok, plan.problems

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 from datetime import UTC, date, datetime
 from decimal import Decimal as D
@@ -252,7 +253,9 @@ def test_a_gift_card_order_needs_a_prepayment_template_and_then_plans_to_its_gra
 
     entity = json.loads((FIXTURES / "order_gift_card_tax_inclusive.json").read_text())["data"]["order"]
     connection = mapped_connection()
-    record = record_accept(connection=connection, document=order_document(entity)).record
+    # The website id the pipeline fills in from Commerce's store views (the store rule matches by website).
+    document = dataclasses.replace(order_document(entity), website_id="1")
+    record = record_accept(connection=connection, document=document).record
     missing = plan_for_record(record)
     assert [p.code for p in missing.problems] == ["template_missing"]
     assert "No prepayment account template" in missing.problem_reason()
