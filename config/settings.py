@@ -87,9 +87,15 @@ elif DATABASES["default"]["ENGINE"].startswith("django.db.backends.postgresql"):
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
         "connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=5)
     )
-    # Parameters travel apart from the SQL and repeated statements are prepared once per connection: the
-    # webhook's INSERTs (a raw body, a JSON document) are not re-parsed as literals on every delivery.
+    # Parameters travel apart from the SQL: the webhook's INSERTs (a raw body, a JSON document) are not
+    # re-parsed as literals on every delivery.
     DATABASES["default"]["OPTIONS"].setdefault("server_side_binding", env.bool("DB_SERVER_SIDE_BINDING", default=True))
+    # A statement run this many times on a connection is prepared there, then only executed: the webhook's one
+    # INSERT statement is planned once per connection, not per delivery (halves PostgreSQL's CPU per webhook,
+    # bench/README.md). Django disables psycopg's preparing unless given a threshold; 5 is psycopg's own
+    # default. DB_PREPARE_THRESHOLD=none turns it off (a PgBouncer older than 1.21 in transaction mode).
+    _prepare = env.str("DB_PREPARE_THRESHOLD", default="5").strip().lower()
+    DATABASES["default"]["OPTIONS"].setdefault("prepare_threshold", None if _prepare in ("", "none") else int(_prepare))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="")

@@ -12,6 +12,7 @@ from unittest import mock
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from django.db import connection as db_connection
 from django.test import RequestFactory
 
 from audit.models import AuditEvent
@@ -155,6 +156,28 @@ def test_chunked_body_within_the_limit_is_read_from_the_stream(shop):
     response = commerce_webhook(request, shop.slug)
     assert response.status_code == 200
     assert bytes(Delivery.objects.get().body) == body
+
+
+def order_body(entity_id: int) -> bytes:
+    order = json.loads(raw("order_place_after.json"))
+    for key in ("order", "data_object"):
+        order["data"][key].update(entity_id=str(entity_id), increment_id=f"{entity_id:09d}")
+    return json.dumps(order).encode()
+
+
+def test_the_webhook_statement_is_prepared_once_per_database_connection(client, shop, postgres_only):
+    # Planning the one INSERT of a new document cost PostgreSQL as much as running it: after a few deliveries
+    # on a connection it is prepared there and only executed (DB_PREPARE_THRESHOLD).
+    for entity_id in range(1001, 1008):
+        body = order_body(entity_id)
+        assert post(client, shop, body, signature=sign(body)).status_code == 200
+    assert Record.objects.count() == 7
+    with db_connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s AND statement LIKE %s",
+            ['%INSERT INTO "connector_record"%', "%INSERT INTO commerce_delivery%"],
+        )
+        assert cursor.fetchone()[0] == 1
 
 
 # --- duplicates, ignored, unreadable -------------------------------------------------------------------
