@@ -94,11 +94,13 @@ class _Waker:
         while True:
             batch = [self._queue.get()]
             # A publish costs about a millisecond of CPU, most of a request's own cost: under load, gather what
-            # arrives within a short linger and send it as one message (a worker fans it out).
-            linger_until = time.monotonic() + self.LINGER_SECONDS
+            # arrives within a short linger and send it as one message (a worker fans it out). Sleep through
+            # the linger rather than wait on the queue: a waiting thread is woken by every put, which cost each
+            # request a thread switch and a GIL hand-over (bench/README.md); a sleeping one costs a put nothing.
+            time.sleep(self.LINGER_SECONDS)
             while len(batch) < self.BATCH:
                 try:
-                    batch.append(self._queue.get(timeout=max(0.0, linger_until - time.monotonic())))
+                    batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
             try:

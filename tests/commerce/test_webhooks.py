@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import io
 import json
+import time
 from pathlib import Path
 from unittest import mock
 
@@ -17,7 +18,7 @@ from django.test import RequestFactory
 
 from audit.models import AuditEvent
 from commerce.models import Delivery, DeliveryRejection
-from commerce.services import waker, wakeups_flush
+from commerce.services import _Waker, waker, wakeups_flush
 from commerce.verifiers import receiver_cache_clear
 from commerce.webhooks import commerce_webhook
 from connector.models import Record, WebhookKey
@@ -442,6 +443,22 @@ def test_after_a_failed_wake_up_the_next_ones_are_skipped_for_the_relay(
         wakeups_flush()
     wake.assert_not_called()
     assert Record.objects.count() == 2
+
+
+def test_wake_ups_given_while_the_thread_lingers_go_out_as_one_message_without_waking_it():
+    lingering = _Waker()
+    lingering.LINGER_SECONDS = 1.0
+    with mock.patch("commerce.services.records_wake") as wake:
+        lingering.wake(1)
+        while lingering._queue.qsize():  # the thread has taken the first one
+            time.sleep(0.001)
+        time.sleep(0.1)  # ... and lingers
+        # Nobody waits on the queue meanwhile: a put hands nothing over to another thread.
+        assert not lingering._queue.not_empty._waiters  # type: ignore[attr-defined]
+        lingering.wake(2)
+        lingering.wake(3)
+        lingering.flush()
+    wake.assert_called_once_with(record_ids=[1, 2, 3])
 
 
 # --- admin ---------------------------------------------------------------------------------------------
