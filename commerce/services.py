@@ -18,8 +18,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError, transaction
 from django.db import connection as db_connection
-from django.db import transaction
 from django.utils import timezone
 
 from audit.models import AuditEvent
@@ -169,7 +169,7 @@ def delivery_accept(
         except UnreadablePayload as exc:
             unreadable = str(exc)
     if document is not None and document.entity_id and db_connection.vendor == "postgresql":
-        stored = _accept_in_one_statement(connection, document, row, actor)
+        stored = _on_a_live_connection(functools.partial(_accept_in_one_statement, connection, document, row, actor))
         if stored is not None:
             record_id, delivery_id = stored
             transaction.on_commit(lambda: waker.wake(record_id))
@@ -193,6 +193,27 @@ def delivery_accept(
         if accepted.created:
             transaction.on_commit(lambda: waker.wake(record.pk))
     return DeliveryOutcome(status, delivery_id, record.pk)
+
+
+def _on_a_live_connection(write: Callable[[], Any]) -> Any:
+    """Run one autocommit write without Django's per-request health check (CONN_HEALTH_CHECKS: a `SELECT 1`
+    round trip before the first query of every request, on top of the webhook's one statement), and retry it
+    once on a fresh connection when the kept one turns out dead (a restarted server, an idle timeout): a
+    delivery is no more lost to a stale connection than with the check, including one that dies between the
+    check and the write. A retried statement whose first run did commit finds its record: it is then stored as
+    a duplicate delivery of that record. Inside a transaction the write is simply run."""
+    conn: Any = db_connection  # health_check_* are Django's, missing from its stubs
+    if conn.in_atomic_block or not conn.health_check_enabled or conn.connection is None:
+        return write()
+    conn.health_check_done = True  # the write itself is the check
+    try:
+        return write()
+    except (OperationalError, InterfaceError):
+        if conn.is_usable():
+            raise
+        logger.warning("The database connection was dead at a webhook write: retrying once on a new one")
+        conn.close()
+        return write()
 
 
 def _accept_in_one_statement(

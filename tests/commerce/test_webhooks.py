@@ -10,9 +10,11 @@ import time
 from pathlib import Path
 from unittest import mock
 
+import psycopg
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from django.db import close_old_connections
 from django.db import connection as db_connection
 from django.test import RequestFactory
 
@@ -179,6 +181,42 @@ def test_the_webhook_statement_is_prepared_once_per_database_connection(client, 
             ['%INSERT INTO "connector_record"%', "%INSERT INTO commerce_delivery%"],
         )
         assert cursor.fetchone()[0] == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_delivery_runs_no_separate_health_check_of_a_live_database_connection(client, shop, settings, postgres_only):
+    settings.CONNECTOR_WEBHOOK_CACHE_SECONDS = 60  # the connection and its keys come from the cache
+    first = order_body(2001)
+    assert post(client, shop, first, signature=sign(first)).status_code == 200  # the connection is kept
+    second = order_body(2002)
+    close_old_connections()  # what a new request does first (the test client leaves it out)
+    with mock.patch.object(db_connection, "is_usable", wraps=db_connection.is_usable) as is_usable:
+        assert post(client, shop, second, signature=sign(second)).status_code == 200
+    is_usable.assert_not_called()  # the write itself showed the connection works
+    assert Record.objects.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_database_connection_that_died_while_idle_costs_no_delivery(client, shop, settings, postgres_only):
+    settings.CONNECTOR_WEBHOOK_CACHE_SECONDS = 60  # the delivery's write is its first query
+    first = order_body(3001)
+    assert post(client, shop, first, signature=sign(first)).status_code == 200
+    kept = db_connection.connection
+    with db_connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    database = db_connection.settings_dict
+    params = {"dbname": database["NAME"], "user": database["USER"], "host": database["HOST"]}
+    params.update(port=database["PORT"] or 5432, password=database["PASSWORD"] or None)
+    with psycopg.connect(**params, autocommit=True) as other:
+        other.execute("SELECT pg_terminate_backend(%s)", [pid])
+    second = order_body(3002)
+    close_old_connections()  # what a new request does first (the test client leaves it out)
+    response = post(client, shop, second, signature=sign(second))
+    assert response.status_code == 200 and response.json() == {"op": "success"}
+    assert db_connection.connection is not kept  # the dead connection was replaced
+    assert Record.objects.filter(commerce_entity_id="3002").exists()
+    assert Delivery.objects.filter(status="accepted").count() == 2
 
 
 # --- duplicates, ignored, unreadable -------------------------------------------------------------------
