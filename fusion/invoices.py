@@ -50,15 +50,23 @@ def resource_for(plan: PostingPlan) -> str:
     return CREDIT_MEMOS if plan.is_credit_memo else INVOICES
 
 
-def invoice_payload(plan: PostingPlan, *, complete: bool) -> dict[str, Any]:
+def _identity_fields(plan: PostingPlan) -> dict[str, Any]:
+    """The header fields every Receivables document starts with: who books it, as what, under which number."""
     header = plan.header
-    body: dict[str, Any] = {
+    return {
         "BusinessUnit": header.business_unit,
         "TransactionSource": header.transaction_source,
         "TransactionType": header.transaction_type,
         "TransactionNumber": header.transaction_number,
         "TransactionDate": header.transaction_date.isoformat(),
         "AccountingDate": header.accounting_date.isoformat(),
+    }
+
+
+def invoice_payload(plan: PostingPlan, *, complete: bool) -> dict[str, Any]:
+    header = plan.header
+    body: dict[str, Any] = {
+        **_identity_fields(plan),
         "BillToCustomerNumber": header.bill_to_customer_number,
         "PaymentTerms": header.payment_terms,
         "InvoiceCurrencyCode": header.currency,
@@ -143,12 +151,7 @@ def credit_memo_payload(plan: PostingPlan) -> dict[str, Any]:
     if original and original not in comments:
         comments = f"{comments} Credits invoice {original}.".strip()
     body: dict[str, Any] = {
-        "BusinessUnit": header.business_unit,
-        "TransactionSource": header.transaction_source,
-        "TransactionType": header.transaction_type,
-        "TransactionNumber": header.transaction_number,
-        "TransactionDate": header.transaction_date.isoformat(),
-        "AccountingDate": header.accounting_date.isoformat(),
+        **_identity_fields(plan),
         "CreditMemoCurrency": header.currency,
         "BillToCustomerNumber": header.bill_to_customer_number,
         "CrossReference": cross_reference_of(plan),
