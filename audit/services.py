@@ -10,6 +10,7 @@ from django.db import models
 from django.utils import timezone
 
 from connector.redaction import redact
+from connector.rows import row_values
 
 from .models import AuditEvent
 
@@ -123,8 +124,7 @@ def audit_insert_from(
     )
     event.occurred_at = event.occurred_at or timezone.now()
     fields, sql = _insert_from_sql(source, target_id_column)
-    values = [f.get_db_prep_save(f.pre_save(event, add=True), db_connection) for f in fields]
-    return sql, values
+    return sql, row_values(event, fields)
 
 
 @functools.cache

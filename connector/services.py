@@ -25,6 +25,7 @@ from audit.services import audit_record
 from .documents import SalesDocument
 from .exceptions import OutcomeUnknownError
 from .models import Connection, Record
+from .rows import row_values
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ def record_insert_statement(
     transaction, then finds it), nor when `unless_placeholder` names an order placeholder record that exists
     (that record must take the document's entity id instead; the caller's slow path does that)."""
     fields, sql = _record_insert_sql(bool(unless_placeholder), returning)
-    values: list[Any] = [f.get_db_prep_save(f.pre_save(record, add=True), db_connection) for f in fields]
+    values: list[Any] = row_values(record, fields)
     if unless_placeholder:
         values += [record.connection_id, record.kind, unless_placeholder]
     return sql, values

@@ -143,3 +143,22 @@ def test_relay_wakes_a_due_record_once_per_window(monkeypatch):
     relay.relay_picked_up(record_id=record.pk)  # a worker took it; it fell due again
     assert relay.relay_due(limit=10) == 1
     assert woken == [record.pk, record.pk]
+
+
+@pytest.mark.django_db
+def test_a_record_written_by_the_hand_built_insert_reads_back_like_one_the_orm_wrote():
+    from django.db import connection as db
+
+    from connector.services import record_insert_statement, record_new
+
+    conn = make_connection()
+    document = _order(entity_id="88", total="1299.9950")
+    sql, params = record_insert_statement(record_new(connection=conn, document=document, source="webhook"))
+    with db.cursor() as cursor:
+        cursor.execute(sql, params)
+        (record_id,) = cursor.fetchone()
+    stored = Record.objects.get(pk=record_id)
+    assert SalesDocument.from_json(stored.document) == document
+    assert stored.grand_total == Decimal("1299.9950") and stored.currency == "USD"
+    assert stored.state == Record.State.RECEIVED and stored.attempts == 0 and stored.posting_identities == []
+    assert stored.created_at is not None and stored.next_attempt_at <= datetime.now(UTC)
