@@ -302,10 +302,12 @@ def _posted_sibling(record: Record, kind: str) -> Record | None:
     """The record of the other kind for the same Commerce order that already has a Fusion document."""
     query = Record.objects.filter(connection=record.connection_id, kind=kind).exclude(fusion_transaction_id="")
     if kind == Record.Kind.ORDER:
+        if not record.commerce_order_id:  # a document that does not name its order has no order sibling
+            return None
         query = query.filter(commerce_entity_id=record.commerce_order_id)
     else:
         query = query.filter(commerce_order_id=record.commerce_entity_id)
-    return query.order_by("posted_at", "pk").first() if record.commerce_order_id or kind != Record.Kind.ORDER else None
+    return query.order_by("posted_at", "pk").first()
 
 
 def _wait(record: Record, reason: str, *, delay: timedelta, give_up_after: timedelta, hint: str) -> str:
