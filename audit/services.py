@@ -7,10 +7,9 @@ from typing import Any
 
 from django.db import connection as db_connection
 from django.db import models
-from django.utils import timezone
 
 from connector.redaction import redact
-from connector.rows import row_values
+from connector.rows import insert_values
 
 from .models import AuditEvent
 
@@ -43,55 +42,54 @@ def audit_record(
 ) -> AuditEvent:
     """Write one audit event. `actor` is a user, or a string such as "system:relay". `data` is redacted here,
     so callers cannot forget to."""
-    event = _event(
-        action=action,
-        actor=actor,
-        connection=connection,
-        target=target,
-        target_type=target_type,
-        target_id=target_id,
-        outcome=outcome,
-        message=message,
-        data=data,
-        correlation_id=correlation_id,
+    actor_name, user = _actor_of(actor)
+    if target is not None:
+        target_type = target_type or target._meta.label_lower
+        target_id = target_id or target.pk
+    event = AuditEvent(
+        user=user,
+        target_id=str(target_id or ""),
+        **_event_fields(
+            action=action,
+            actor=actor_name,
+            connection=connection,
+            target_type=target_type,
+            outcome=outcome,
+            message=message,
+            data=data,
+            correlation_id=correlation_id,
+        ),
     )
     event.save(force_insert=True)
     return event
 
 
-def _event(
+def _event_fields(
     *,
     action: str,
-    actor: Any,
+    actor: str,
     connection: Any,
-    target: models.Model | None,
     target_type: str,
-    target_id: str | int,
     outcome: str,
     message: str,
     data: dict[str, Any] | None,
     correlation_id: str,
-) -> AuditEvent:
-    actor_name, user = _actor_of(actor)
-    if target is not None:
-        target_type = target_type or target._meta.label_lower
-        target_id = target_id or target.pk
+) -> dict[str, Any]:
+    """An event's field values (by attname) but its user and target id, redacted and cut to size."""
     clean = redact(data or {})
     text = str(clean)
     if len(text) > MAX_DATA_CHARS:
         clean = {"truncated": True, "excerpt": text[:MAX_DATA_CHARS]}
-    return AuditEvent(
-        action=action,
-        actor=actor_name[:150],
-        user=user,
-        connection_id=getattr(connection, "pk", connection),
-        target_type=target_type,
-        target_id=str(target_id or ""),
-        outcome=outcome,
-        message=redact(message)[:4000],
-        data=clean,
-        correlation_id=str(correlation_id or "")[:64],
-    )
+    return {
+        "action": action,
+        "actor": actor[:150],
+        "connection_id": getattr(connection, "pk", connection),
+        "target_type": target_type,
+        "outcome": outcome,
+        "message": redact(message)[:4000],
+        "data": clean,
+        "correlation_id": str(correlation_id or "")[:64],
+    }
 
 
 def audit_insert_from(
@@ -99,7 +97,7 @@ def audit_insert_from(
     source: str,
     target_id_column: str,
     action: str,
-    actor: Any = None,
+    actor: str = "system",
     connection: Any = None,
     target_type: str = "",
     outcome: str = AuditEvent.Outcome.SUCCESS,
@@ -109,22 +107,19 @@ def audit_insert_from(
 ) -> tuple[str, list[Any]]:
     """The same event as audit_record, as an `INSERT ... SELECT ... FROM <source>` to compose into one
     statement with the write it records (the webhook hot path): one row per row of `source`, whose
-    `target_id_column` is the target's id. Same redaction, same columns."""
-    event = _event(
+    `target_id_column` is the target's id. Same redaction, same columns; the actor is a system name."""
+    fields = _event_fields(
         action=action,
         actor=actor,
         connection=connection,
-        target=None,
         target_type=target_type,
-        target_id="",
         outcome=outcome,
         message=message,
         data=data,
         correlation_id=correlation_id,
     )
-    event.occurred_at = event.occurred_at or timezone.now()
-    fields, sql = _insert_from_sql(source, target_id_column)
-    return sql, row_values(event, fields)
+    columns, sql = _insert_from_sql(source, target_id_column)
+    return sql, insert_values(AuditEvent, columns, fields)
 
 
 @functools.cache

@@ -141,6 +141,8 @@ def _guess_kind(entity: Mapping[str, Any]) -> str | None:
 
 
 def _text(value: Any) -> str:
+    if type(value) is str:  # nearly always: Commerce sends numbers and ids as strings
+        return value.strip()
     if value is None or isinstance(value, dict | list):
         return ""
     if isinstance(value, float) and value.is_integer():
@@ -156,8 +158,9 @@ def _decimal(value: Any, *, field: str = "", required: bool = False) -> Decimal:
     if isinstance(value, bool):
         raise UnreadablePayload(f"{field} is not a number: {value!r}")
     try:
-        # str() first: a float 0.1 becomes Decimal("0.1"), not its binary expansion.
-        number = Decimal(str(value).strip())
+        # str() first: a float 0.1 becomes Decimal("0.1"), not its binary expansion. Decimal() allows the
+        # surrounding whitespace Commerce sometimes leaves.
+        number = Decimal(value if type(value) is str else str(value))
     except (InvalidOperation, ValueError):
         raise UnreadablePayload(f"{field} is not a number: {str(value)[:40]!r}")
     if not number.is_finite():

@@ -25,7 +25,7 @@ from audit.services import audit_record
 from .documents import SalesDocument
 from .exceptions import OutcomeUnknownError
 from .models import Connection, Record
-from .rows import row_values
+from .rows import JsonText, insert_values
 
 logger = logging.getLogger(__name__)
 
@@ -58,15 +58,16 @@ def record_accept(
 ) -> Accepted:
     """Create the record for (connection, kind, entity) or attach to the existing one. Must be called inside
     the caller's transaction; the caller wakes a worker on commit when `created`."""
-    candidate = record_new(connection=connection, document=document, source=source)
-    sql, params = record_insert_statement(candidate)
+    fields = record_fields(connection=connection, document=document, source=source)
+    now = timezone.now()
+    sql, params = record_insert_statement(fields, now=now)
     with db_connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     created = row is not None
     if row is not None:
-        candidate.pk = row[0]
-        record = candidate
+        record = Record(pk=row[0], created_at=now, updated_at=now, **fields)
+        record.connection = connection  # cached: callers read it
     else:
         record = Record.objects.get(connection=connection, kind=document.kind, commerce_entity_id=document.entity_id)
     event = record_received_event(document=document, source=source, created=created)
@@ -75,17 +76,17 @@ def record_accept(
 
 
 def record_insert_statement(
-    record: Record, *, unless_placeholder: str = "", returning: bool = True
+    fields: dict[str, Any], *, unless_placeholder: str = "", returning: bool = True, now: datetime | None = None
 ) -> tuple[str, list[Any]]:
-    """`INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING id` for a new record: one statement, no
-    savepoint, on the hot path of every webhook (PostgreSQL and SQLite 3.35+ both speak it). It inserts
-    nothing when the document is already known (a concurrent insert of the same document waits for the other
-    transaction, then finds it), nor when `unless_placeholder` names an order placeholder record that exists
-    (that record must take the document's entity id instead; the caller's slow path does that)."""
-    fields, sql = _record_insert_sql(bool(unless_placeholder), returning)
-    values: list[Any] = row_values(record, fields)
+    """`INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING id` for a new record with these `record_fields`:
+    one statement, no savepoint, on the hot path of every webhook (PostgreSQL and SQLite 3.35+ both speak it).
+    It inserts nothing when the document is already known (a concurrent insert of the same document waits for
+    the other transaction, then finds it), nor when `unless_placeholder` names an order placeholder record
+    that exists (that record must take the document's entity id instead; the caller's slow path does that)."""
+    columns, sql = _record_insert_sql(bool(unless_placeholder), returning)
+    values: list[Any] = insert_values(Record, columns, fields, now)
     if unless_placeholder:
-        values += [record.connection_id, record.kind, unless_placeholder]
+        values += [fields["connection_id"], fields["kind"], unless_placeholder]
     return sql, values
 
 
@@ -109,20 +110,23 @@ def _record_insert_sql(guarded: bool, returning: bool) -> tuple[list[Any], str]:
     return fields, sql
 
 
-def record_new(*, connection: Connection, document: SalesDocument, source: str) -> Record:
-    """An unsaved record for a document (record_accept, or a caller composing record_insert_statement)."""
-    return Record(
-        connection=connection,
-        kind=document.kind,
-        commerce_entity_id=document.entity_id,
-        commerce_number=document.increment_id,
-        commerce_order_id=document.order_entity_id,
-        source=source,
-        document=document.to_json(),
-        document_date=document.created_at,
-        grand_total=document.grand_total,
-        currency=document.currency,
-    )
+def record_fields(
+    *, connection: Connection, document: SalesDocument, source: str, serialised: bool = False
+) -> dict[str, Any]:
+    """A new record's field values (by attname) for a document: for Record(**fields) or record_insert_statement
+    (`serialised`: the document as JSON text, which only record_insert_statement takes)."""
+    return {
+        "connection_id": connection.pk,
+        "kind": document.kind,
+        "commerce_entity_id": document.entity_id,
+        "commerce_number": document.increment_id,
+        "commerce_order_id": document.order_entity_id,
+        "source": source,
+        "document": JsonText(document.to_json_text()) if serialised else document.to_json(),
+        "document_date": document.created_at,
+        "grand_total": document.grand_total,
+        "currency": document.currency,
+    }
 
 
 def record_received_event(*, document: SalesDocument, source: str, created: bool = True) -> dict[str, Any]:

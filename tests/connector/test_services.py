@@ -146,14 +146,16 @@ def test_relay_wakes_a_due_record_once_per_window(monkeypatch):
 
 
 @pytest.mark.django_db
-def test_a_record_written_by_the_hand_built_insert_reads_back_like_one_the_orm_wrote():
+@pytest.mark.parametrize("serialised", [False, True], ids=["document-as-dict", "document-as-json-text"])
+def test_a_record_written_by_the_hand_built_insert_reads_back_like_one_the_orm_wrote(serialised):
     from django.db import connection as db
 
-    from connector.services import record_insert_statement, record_new
+    from connector.services import record_fields, record_insert_statement
 
     conn = make_connection()
     document = _order(entity_id="88", total="1299.9950")
-    sql, params = record_insert_statement(record_new(connection=conn, document=document, source="webhook"))
+    fields = record_fields(connection=conn, document=document, source="webhook", serialised=serialised)
+    sql, params = record_insert_statement(fields)
     with db.cursor() as cursor:
         cursor.execute(sql, params)
         (record_id,) = cursor.fetchone()
