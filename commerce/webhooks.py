@@ -11,14 +11,23 @@ then store and answer 200 {"op":"success"}. Every refusal is a JSON body naming 
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from django.conf import settings
+from django.core import signals
+from django.core.exceptions import DisallowedHost
+from django.core.handlers.wsgi import WSGIRequest
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.middleware.clickjacking import XFrameOptionsMiddleware
+from django.middleware.security import SecurityMiddleware
 from django.views.decorators.csrf import csrf_exempt
 
-from connector.redaction import redact
+from connector.redaction import MASK, is_secret_name, redact
 
 from .models import DeliveryRejection
 from .payloads import is_challenge
@@ -63,11 +72,24 @@ def _client_ip(request: HttpRequest) -> str | None:
 
 def _kept_headers(request: HttpRequest, receiver: Receiver) -> dict[str, str]:
     kept: dict[str, str] = {}
-    for name in (*KEPT_HEADERS, *receiver.keyring.header_names):
-        value = request.headers.get(name)
+    for name, meta_key, secret in _kept_header_plan(tuple(receiver.keyring.header_names)):
+        value = request.META.get(meta_key)
         if value is not None:
-            kept[name] = value[:500]
-    return redact(kept)
+            kept[name] = MASK if secret and value else redact(value[:500])
+    return kept
+
+
+@functools.lru_cache(maxsize=256)
+def _kept_header_plan(signature_headers: tuple[str, ...]) -> tuple[tuple[str, str, bool], ...]:
+    """(header, its WSGI environ key, masked?) for every kept header: a connection's own signature headers
+    are always masked, like any header whose name says secret."""
+    plan = []
+    for name in dict.fromkeys((*KEPT_HEADERS, *signature_headers)):
+        meta_key = name.upper().replace("-", "_")
+        if meta_key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            meta_key = f"HTTP_{meta_key}"
+        plan.append((name, meta_key, name in signature_headers or is_secret_name(name)))
+    return tuple(plan)
 
 
 def _read_body(request: HttpRequest, limit: int) -> bytes | None:
@@ -181,7 +203,7 @@ def commerce_webhook(request: HttpRequest, slug: str) -> HttpResponse:
         payload=payload,
         verification=verification,
         headers=_kept_headers(request, receiver),
-        request_id=request.headers.get(REQUEST_ID_HEADER, ""),
+        request_id=request.META.get("HTTP_X_ADOBE_COMMERCE_REQUEST_ID", ""),
         source_ip=_client_ip(request),
         event_hint=request.GET.get("event", ""),
     )
@@ -192,3 +214,54 @@ def commerce_webhook(request: HttpRequest, slug: str) -> HttpResponse:
         extra={"connection_id": connection.pk, "record_id": outcome.record_id},
     )
     return HttpResponse(SUCCESS, content_type="application/json")
+
+
+class WebhookFastPath:
+    """WSGI: POST /webhooks/commerce/<slug>/ straight to `commerce_webhook`, everything else to Django.
+
+    Django's middleware stack (sessions, authentication, messages, CSRF, axes, static files) does nothing for a
+    signed webhook but cost about a fifth of a delivery's CPU (bench/README.md). What of it does matter here is
+    kept: the request lifecycle signals (database connections are checked and recycled as for any request), the
+    Host check against ALLOWED_HOSTS, the HTTPS redirect (handed to Django), the security response headers, and
+    an unexpected error is logged and answered 500, never swallowed. The URL route stays for everything else
+    (the test client, reverse())."""
+
+    PATH = re.compile(r"/webhooks/commerce/(?P<slug>[-a-zA-Z0-9_]+)/")
+
+    def __init__(self, django_application: Callable[..., Any]) -> None:
+        self.django_application = django_application
+        # Read at start-up, as Django's own middleware reads its settings.
+        self._security = SecurityMiddleware(lambda request: None)
+        self._frame_options = XFrameOptionsMiddleware(lambda request: None)
+        self._redirect_http = settings.SECURE_SSL_REDIRECT
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        match = self.PATH.fullmatch(environ.get("PATH_INFO", ""))
+        if match is None or (self._redirect_http and not _is_secure(environ)):
+            return self.django_application(environ, start_response)
+        signals.request_started.send(sender=self.__class__, environ=environ)
+        request = WSGIRequest(environ)
+        try:
+            request.get_host()  # ALLOWED_HOSTS, as CommonMiddleware checks it
+            response = commerce_webhook(request, match["slug"])
+        except DisallowedHost as exc:
+            logger.warning("Webhook refused: %s", exc)
+            response = _refuse(400, "bad_host", "The Host header is not one this connector serves.")
+        except Exception:
+            signals.got_request_exception.send(sender=self.__class__, request=request)
+            logger.exception("Webhook delivery to %s failed", match["slug"])
+            response = _refuse(
+                500, "internal_error", "The delivery could not be handled; it was not acknowledged as received."
+            )
+        response = self._frame_options.process_response(request, self._security.process_response(request, response))
+        response.headers["Content-Length"] = str(len(response.content))  # as CommonMiddleware: no chunked answer
+        response._resource_closers.append(request.close)  # response.close() ends the request (request_finished)
+        start_response(f"{response.status_code} {response.reason_phrase}", list(response.items()))
+        return response
+
+
+def _is_secure(environ: dict[str, Any]) -> bool:
+    header, secure_value = settings.SECURE_PROXY_SSL_HEADER or (None, None)
+    if header and header in environ:
+        return environ[header].split(",", 1)[0].strip() == secure_value
+    return environ.get("wsgi.url_scheme") == "https"
