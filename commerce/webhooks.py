@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import orjson
 from django.conf import settings
 from django.core import signals
 from django.core.exceptions import DisallowedHost
@@ -111,6 +112,15 @@ def _read_body(request: HttpRequest, limit: int) -> bytes | None:
     return b""
 
 
+def _parse_json(body: bytes) -> Any:
+    """orjson parses a delivery several times faster than json; what it refuses but the standard library reads
+    (a UTF-8 byte order mark, UTF-16) still gets the standard library's reading, not a 400."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return json.loads(body)
+
+
 def _challenge(value: str) -> JsonResponse:
     return JsonResponse({"challenge": value[:1000]})
 
@@ -168,7 +178,7 @@ def commerce_webhook(request: HttpRequest, slug: str) -> HttpResponse:
         )
         return _refuse(413, "too_large", f"The body is over the {limit}-byte limit.")
     try:
-        payload = json.loads(body)
+        payload = _parse_json(body)
     except (ValueError, UnicodeDecodeError):
         rejection_count(connection=connection, reason=DeliveryRejection.Reason.NOT_JSON, source_ip=_client_ip(request))
         return _refuse(400, "not_json", "The body is not JSON.")

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
+
+import orjson
 
 # ISO 4217 minor units where they are not 2.
 CURRENCY_EXPONENTS = {
@@ -140,8 +141,9 @@ class SalesDocument:
         return _to_json(self)
 
     def to_json_text(self) -> str:
-        """json.dumps(self.to_json()), in one pass of the C encoder (the webhook's hot path)."""
-        return json.dumps(self, default=_json_default, ensure_ascii=False, separators=(", ", ": "))
+        """The JSON of self.to_json() in one pass (the webhook's hot path): orjson writes the dataclasses, dates
+        and strings itself, several times faster than json.dumps; Decimals become strings as in to_json."""
+        return orjson.dumps(self, default=_decimal_text).decode()
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SalesDocument:
@@ -171,18 +173,9 @@ def _decimals(cls: type, values: dict[str, Any]) -> dict[str, Any]:
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
 
-def _json_default(value: Any) -> Any:
-    """What json.dumps cannot write itself, as _to_json writes it (nested values are the encoder's)."""
+def _decimal_text(value: Any) -> str:
     if type(value) is Decimal:
         return str(value)
-    names = _FIELD_NAMES.get(type(value))
-    if names is None and dataclasses.is_dataclass(value) and not isinstance(value, type):
-        names = _FIELD_NAMES[type(value)] = tuple(f.name for f in dataclasses.fields(value))
-    if names is not None:
-        attributes = value.__dict__
-        return {name: attributes[name] for name in names}
-    if isinstance(value, datetime):
-        return value.isoformat()
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 

@@ -359,6 +359,14 @@ def test_not_json_is_400(client, shop):
     assert Delivery.objects.count() == 0
 
 
+@pytest.mark.parametrize("encode", [lambda t: b"\xef\xbb\xbf" + t.encode(), lambda t: t.encode("utf-16")])
+def test_json_with_a_byte_order_mark_or_in_utf16_is_still_read(client, shop, encode):
+    body = encode(raw("order_place_after.json").decode())
+    response = post(client, shop, body, signature=sign(body))
+    assert response.status_code == 200
+    assert Record.objects.get().commerce_number == "000000042"
+
+
 class ExplodingStream(io.BytesIO):
     def read(self, *args):
         raise AssertionError("the body must not be read")
