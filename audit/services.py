@@ -9,7 +9,7 @@ from django.db import connection as db_connection
 from django.db import models
 
 from connector.redaction import redact
-from connector.rows import insert_values
+from connector.rows import insert_row
 
 from .models import AuditEvent
 
@@ -118,18 +118,14 @@ def audit_insert_from(
         data=data,
         correlation_id=correlation_id,
     )
-    columns, sql = _insert_from_sql(source, target_id_column)
-    return sql, insert_values(AuditEvent, columns, fields)
+    columns, expressions, values = insert_row(AuditEvent, fields, exclude=("target_id",))
+    return _insert_from_sql(columns, expressions, source, target_id_column), values
 
 
 @functools.cache
-def _insert_from_sql(source: str, target_id_column: str) -> tuple[list[Any], str]:
+def _insert_from_sql(columns: str, expressions: str, source: str, target_id_column: str) -> str:
     quote = db_connection.ops.quote_name
-    fields = [f for f in AuditEvent._meta.concrete_fields if not f.primary_key and f.name != "target_id"]
-    columns = ", ".join(quote(f.column) for f in fields)
-    placeholders = ", ".join(["%s"] * len(fields))
-    sql = (
+    return (
         f"INSERT INTO {quote(AuditEvent._meta.db_table)} ({columns}, {quote('target_id')}) "  # noqa: S608
-        f"SELECT {placeholders}, CAST({source}.{target_id_column} AS TEXT) FROM {source}"
+        f"SELECT {expressions}, CAST({source}.{target_id_column} AS TEXT) FROM {source}"
     )
-    return fields, sql

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 from django.db import DEFAULT_DB_ALIAS, connections, models
@@ -45,6 +45,8 @@ def _json(field: models.JSONField, vendor: str) -> Prepare:
 
     def prepare(given: Mapping[str, Any], now: Any, ops: Any) -> Any:
         data = value(given)
+        if data is None:  # SQL NULL, as JSONField.get_db_prep_save writes None (JSON null needs Value(None))
+            return None
         if type(data) is JsonText:
             return ops.adapt_json_value(data, _AsIs) if vendor == "postgresql" else str(data)
         if vendor == "postgresql":
@@ -80,49 +82,80 @@ def _value_only(value: Callable[[Mapping[str, Any]], Any]) -> Prepare:
 
 
 class _Plan(NamedTuple):
-    """How to fill the columns of one INSERT: a template of the values that never change (constant defaults),
-    then the slots taken from the given values, the slots stamped with the current time, and the rest."""
+    """How to write one INSERT's columns: constant defaults as SQL literals (no parameter to send), then the
+    parameter slots taken from the given values, the slots stamped with the current time, and the rest."""
 
-    template: tuple[Any, ...]
+    columns: str
+    expressions: str
     given: tuple[tuple[int, str], ...]
     stamped: tuple[int, ...]
     computed: tuple[tuple[int, Prepare], ...]
+    size: int
 
 
 def _is_plain(field: models.Field) -> bool:
     return isinstance(field, PLAIN) and not isinstance(field, EncryptedField | models.JSONField)
 
 
+def _literal(value: Any) -> str | None:
+    """A constant default as SQL, for the simple types whose literal cannot be mistaken; None: send it."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int):
+        return str(int(value))
+    if isinstance(value, str):
+        return "'" + str(value).replace("'", "''") + "'"
+    return None
+
+
 @functools.cache
-def _plan(model: type[models.Model], names: tuple[str, ...], given: tuple[str, ...], vendor: str) -> _Plan:
-    fields = {f.name: f for f in model._meta.concrete_fields}
-    template: list[Any] = []
+def _plan(model: type[models.Model], exclude: tuple[str, ...], given: tuple[str, ...], vendor: str) -> _Plan:
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key and f.name not in exclude]
+    expressions: list[str] = []
     taken, stamped, computed = [], [], []
-    for slot, name in enumerate(names):
-        field = fields[name]
-        template.append(None)
+    slot = 0  # the next parameter
+    for field in fields:
+        now_stamped = getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)
+        if vendor == "postgresql" and _is_plain(field) and not now_stamped and field.attname not in given:
+            computed_default = field.has_default() and callable(field.default)
+            constant = None if computed_default else _literal(field.get_default())
+            if constant is not None:
+                expressions.append(constant)
+                continue
+        expressions.append("%s")
         if vendor != "postgresql":  # other backends need Django's own conversions (SQLite: datetimes)
             computed.append((slot, _preparer(field, vendor)))
-        elif getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+        elif now_stamped:
             stamped.append(slot)
         elif _is_plain(field) and field.attname in given:
             taken.append((slot, field.attname))
-        elif _is_plain(field) and not callable(field.default):
-            template[slot] = field.get_default()
         else:
             computed.append((slot, _preparer(field, vendor)))
-    return _Plan(tuple(template), tuple(taken), tuple(stamped), tuple(computed))
+        slot += 1
+    quote = connections[DEFAULT_DB_ALIAS].ops.quote_name
+    return _Plan(
+        columns=", ".join(quote(f.column) for f in fields),
+        expressions=", ".join(expressions),
+        given=tuple(taken),
+        stamped=tuple(stamped),
+        computed=tuple(computed),
+        size=slot,
+    )
 
 
-def insert_values(
-    model: type[models.Model], fields: Sequence[models.Field], given: Mapping[str, Any], now: Any = None
-) -> list[Any]:
-    """The values of `fields` for INSERTing a new `model` row holding `given` (field attnames to values), as the
-    driver takes them: the rest take their defaults, auto_now fields `now` (default: the current time)."""
+def insert_row(
+    model: type[models.Model], given: Mapping[str, Any], *, exclude: tuple[str, ...] = (), now: Any = None
+) -> tuple[str, str, list[Any]]:
+    """A new `model` row holding `given` (field attnames to values), for a hand-written INSERT of every concrete
+    column but the primary key and `exclude`: (column list, select expressions, parameters). Fields not given
+    take their defaults (constants written into the SQL on PostgreSQL), auto_now fields `now` (default: the
+    current time); values are prepared as the driver takes them."""
     now = now or timezone.now()
     database = connections[DEFAULT_DB_ALIAS]  # once, not through the thread-local proxy for every column
-    plan = _plan(model, tuple(f.name for f in fields), tuple(given), database.vendor)
-    values = list(plan.template)
+    plan = _plan(model, exclude, tuple(given), database.vendor)
+    values: list[Any] = [None] * plan.size
     for slot, attname in plan.given:
         values[slot] = given[attname]
     for slot in plan.stamped:
@@ -130,4 +163,4 @@ def insert_values(
     ops = database.ops
     for slot, prepare in plan.computed:
         values[slot] = prepare(given, now, ops)
-    return values
+    return plan.columns, plan.expressions, values

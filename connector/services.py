@@ -25,7 +25,7 @@ from audit.services import audit_record
 from .documents import SalesDocument
 from .exceptions import OutcomeUnknownError
 from .models import Connection, Record
-from .rows import JsonText, insert_values
+from .rows import JsonText, insert_row
 
 logger = logging.getLogger(__name__)
 
@@ -83,31 +83,25 @@ def record_insert_statement(
     It inserts nothing when the document is already known (a concurrent insert of the same document waits for
     the other transaction, then finds it), nor when `unless_placeholder` names an order placeholder record
     that exists (that record must take the document's entity id instead; the caller's slow path does that)."""
-    columns, sql = _record_insert_sql(bool(unless_placeholder), returning)
-    values: list[Any] = insert_values(Record, columns, fields, now)
+    columns, expressions, values = insert_row(Record, fields, now=now)
     if unless_placeholder:
         values += [fields["connection_id"], fields["kind"], unless_placeholder]
-    return sql, values
+    return _record_insert_sql(columns, expressions, bool(unless_placeholder), returning), values
 
 
 @functools.cache
-def _record_insert_sql(guarded: bool, returning: bool) -> tuple[list[Any], str]:
-    meta = Record._meta
-    fields = [f for f in meta.concrete_fields if not f.primary_key]
-    quote = db_connection.ops.quote_name
-    table = quote(meta.db_table)
+def _record_insert_sql(columns: str, expressions: str, guarded: bool, returning: bool) -> str:
+    table = db_connection.ops.quote_name(Record._meta.db_table)
     guard = "1 = 1"
     if guarded:
         guard = (
             f"NOT EXISTS (SELECT 1 FROM {table} WHERE connection_id = %s AND kind = %s "  # noqa: S608
             "AND commerce_entity_id = %s)"
         )
-    sql = (
-        f"INSERT INTO {table} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608
-        f"SELECT {', '.join(['%s'] * len(fields))} WHERE {guard} "
+    return (
+        f"INSERT INTO {table} ({columns}) SELECT {expressions} WHERE {guard} "  # noqa: S608
         "ON CONFLICT (connection_id, kind, commerce_entity_id) DO NOTHING" + (" RETURNING id" if returning else "")
     )
-    return fields, sql
 
 
 def record_fields(

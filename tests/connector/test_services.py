@@ -164,3 +164,4 @@ def test_a_record_written_by_the_hand_built_insert_reads_back_like_one_the_orm_w
     assert stored.grand_total == Decimal("1299.9950") and stored.currency == "USD"
     assert stored.state == Record.State.RECEIVED and stored.attempts == 0 and stored.posting_identities == []
     assert stored.created_at is not None and stored.next_attempt_at <= datetime.now(UTC)
+    assert Record.objects.filter(pk=record_id, plan__isnull=True).exists()  # SQL NULL, as the ORM writes None
