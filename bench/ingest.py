@@ -359,6 +359,11 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=4, help="threads per worker with gthread")
     parser.add_argument("--broker", default="redis://127.0.0.1:6379/5", help="Celery broker for the wake-ups")
     parser.add_argument("--python-client", action="store_true", help="use the Python client even if wrk exists")
+    parser.add_argument(
+        "--reference",
+        action="store_true",
+        help="also measure a minimal Django + DRF view doing the floor's work (bench/minimal_django.py)",
+    )
     args = parser.parse_args()
 
     sys.path.insert(0, str(BENCH))
@@ -370,6 +375,9 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         floor = run_side("floor", "floor:app", floor_env, "/", args, Path(tmp))
+        reference = None
+        if args.reference:
+            reference = run_side("django-min", "minimal_django", floor_env, "/", args, Path(tmp))
         connector = run_side("connector", "config.wsgi", env, f"/webhooks/commerce/{SLUG}/", args, Path(tmp))
     _drain_wakeups(args.broker)
 
@@ -394,6 +402,10 @@ def main() -> int:
         "floor": floor,
         "connector": connector,
         "ratio_to_floor": round(ratio, 3),
+        "reference_minimal_django": reference,
+        "reference_ratio_to_floor": round(reference["requests_per_s"] / floor["requests_per_s"], 3)
+        if reference and floor["requests_per_s"]
+        else None,
         "targets": TARGETS,
         "checks": checks,
         "passed": all(checks.values()),
@@ -420,7 +432,11 @@ def _drain_wakeups(broker: str) -> None:
 
 
 def _print_table(report: dict) -> None:
-    rows = [("", "floor (bare WSGI)", "connector (Django)")]
+    sides = [("floor (bare WSGI)", report["floor"])]
+    if report.get("reference_minimal_django"):
+        sides.append(("minimal Django+DRF", report["reference_minimal_django"]))
+    sides.append(("connector", report["connector"]))
+    rows = [("", *(label for label, _ in sides))]
     for key, label, fmt in (
         ("requests_per_s", "requests/s (200)", "{:.0f}"),
         ("p50_ms", "p50 ms", "{:.2f}"),
@@ -438,17 +454,19 @@ def _print_table(report: dict) -> None:
         ("rows_stored", "rows stored", "{}"),
         ("answered_but_not_stored", "answered, not stored", "{}"),
     ):
-        rows.append((label, fmt.format(report["floor"][key]), fmt.format(report["connector"][key])))
-    rows.append(("records created", "-", str(report["connector"].get("records_stored", "-"))))
-    width = [max(len(r[i]) for r in rows) for i in range(3)]
+        rows.append((label, *(fmt.format(side[key]) for _, side in sides)))
+    rows.append(("records created", *(["-"] * (len(sides) - 1)), str(report["connector"].get("records_stored", "-"))))
+    width = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     setup = report["setup"]
     print(
         f"\nCommerce webhook ingest, {setup['connections']} connections, {setup['duration_s']:.0f} s, gunicorn "
         f"{setup['workers']} x {setup['worker_class']}, client {report['connector']['client']}"
     )
     for r in rows:
-        print(f"  {r[0]:<{width[0]}}  {r[1]:>{width[1]}}  {r[2]:>{width[2]}}")
+        print("  " + f"{r[0]:<{width[0]}}" + "".join(f"  {v:>{w}}" for v, w in zip(r[1:], width[1:], strict=True)))
     print(f"  ratio to floor: {report['ratio_to_floor']:.2f}")
+    if report.get("reference_ratio_to_floor") is not None:
+        print(f"  minimal Django+DRF view, ratio to floor: {report['reference_ratio_to_floor']:.2f}")
     for name, ok in report["checks"].items():
         print(f"  [{'ok' if ok else 'MISSED'}] {name}")
 
