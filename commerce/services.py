@@ -205,14 +205,13 @@ def delivery_accept(
     return DeliveryOutcome(status, delivery_id, record.pk)
 
 
-def _on_a_live_connection(database: Any, write: Callable[[], Any]) -> Any:
+def _on_a_live_connection(conn: Any, write: Callable[[], Any]) -> Any:
     """Run one autocommit write without Django's per-request health check (CONN_HEALTH_CHECKS: a `SELECT 1`
     round trip before the first query of every request, on top of the webhook's one statement), and retry it
     once on a fresh connection when the kept one turns out dead (a restarted server, an idle timeout): a
     delivery is no more lost to a stale connection than with the check, including one that dies between the
     check and the write. A retried statement whose first run did commit finds its record: it is then stored as
     a duplicate delivery of that record. Inside a transaction the write is simply run."""
-    conn = database  # health_check_* are Django's, missing from its stubs
     if conn.in_atomic_block or not conn.health_check_enabled or conn.connection is None:
         return write()
     conn.health_check_done = True  # the write itself is the check

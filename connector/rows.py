@@ -63,9 +63,7 @@ class _AsIs(json.JSONEncoder):
 
 def _preparer(field: models.Field, vendor: str) -> Prepare:
     value = _value(field)
-    if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
-        if vendor == "postgresql":
-            return lambda given, now, ops: now
+    if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):  # PostgreSQL: _plan stamps
         return lambda given, now, ops: field.get_db_prep_save(now, ops.connection)
     if isinstance(field, models.JSONField):
         return _json(field, vendor)
