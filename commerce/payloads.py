@@ -12,7 +12,7 @@ REST answers (the backfill) have the same entity shapes and go through the same 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -434,40 +434,36 @@ def _shipping_discount(
 
 
 def invoice_document(invoice: Mapping[str, Any], *, order: Mapping[str, Any] | None = None) -> SalesDocument:
-    order = order or (invoice.get("order") if isinstance(invoice.get("order"), dict) else None)
-    currency = _currency(invoice, order)
-    common = _common(invoice, INVOICE, currency, order)
-    order_id = _text(invoice.get("order_id") or (order or {}).get("entity_id"))
-    if not order_id:
-        raise UnreadablePayload("the invoice has no order_id")
-    lines = _document_lines(_items(invoice), currency)
-    common["shipping_discount"] = _shipping_discount(invoice, lines, currency, common["shipping_discount"])
-    return SalesDocument(
-        **common,
-        lines=lines,
-        customer=_customer(invoice, order),
-        order_entity_id=order_id,
-        order_increment_id=_text(invoice.get("order_increment_id") or (order or {}).get("increment_id")),
-    )
+    return _order_child_document(invoice, INVOICE, "invoice", order)
 
 
 def creditmemo_document(memo: Mapping[str, Any], *, order: Mapping[str, Any] | None = None) -> SalesDocument:
-    order = order or (memo.get("order") if isinstance(memo.get("order"), dict) else None)
-    currency = _currency(memo, order)
-    common = _common(memo, CREDIT_MEMO, currency, order)
-    order_id = _text(memo.get("order_id") or (order or {}).get("entity_id"))
+    document = _order_child_document(memo, CREDIT_MEMO, "credit memo", order)
+    return replace(
+        document,
+        adjustment_positive=_money(memo, "adjustment_positive", document.currency),
+        adjustment_negative=_money(memo, "adjustment_negative", document.currency),
+    )
+
+
+def _order_child_document(
+    entity: Mapping[str, Any], kind: str, noun: str, order: Mapping[str, Any] | None
+) -> SalesDocument:
+    """An invoice or credit memo: its order from the argument or from the entity, its lines as the order's."""
+    order = order or (entity.get("order") if isinstance(entity.get("order"), dict) else None)
+    currency = _currency(entity, order)
+    common = _common(entity, kind, currency, order)
+    order_id = _text(entity.get("order_id") or (order or {}).get("entity_id"))
     if not order_id:
-        raise UnreadablePayload("the credit memo has no order_id")
-    lines = _document_lines(_items(memo), currency)
-    common["shipping_discount"] = _shipping_discount(memo, lines, currency, common["shipping_discount"])
+        raise UnreadablePayload(f"the {noun} has no order_id")
+    lines = _document_lines(_items(entity), currency)
+    common["shipping_discount"] = _shipping_discount(entity, lines, currency, common["shipping_discount"])
     return SalesDocument(
         **common,
         lines=lines,
-        customer=_customer(memo, order),
+        customer=_customer(entity, order),
         order_entity_id=order_id,
-        order_increment_id=_text(memo.get("order_increment_id") or (order or {}).get("increment_id")),
-        adjustment_positive=_money(memo, "adjustment_positive", currency),
-        adjustment_negative=_money(memo, "adjustment_negative", currency),
+        order_increment_id=_text(entity.get("order_increment_id") or (order or {}).get("increment_id")),
     )
 
 
