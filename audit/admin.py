@@ -8,11 +8,13 @@ from django.contrib import admin
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
+from connector.admin import ReadOnlyAdmin
+
 from .models import AuditEvent
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdmin):
     list_display = ("occurred_at", "actor", "action", "outcome", "connection", "target", "short_message")
     list_filter = ("connection", "action", "outcome", "occurred_at")
     search_fields = ("action", "actor", "target_id", "correlation_id", "message")
@@ -35,15 +37,6 @@ class AuditEventAdmin(admin.ModelAdmin):
     )
     readonly_fields = fields
     actions = None
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="Target")
     def target(self, obj: AuditEvent) -> str:

@@ -88,6 +88,20 @@ class WebhookKeyInline(admin.StackedInline):
         return _secret_state(obj.secret) if obj.scheme == WebhookKey.Scheme.HMAC else "-"
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """What the connector and the systems wrote, shown and never edited here (records, deliveries, the audit
+    trail, Fusion's cached reference data): actions do the changes that are allowed."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(Connection)
 class ConnectionAdmin(admin.ModelAdmin):
     form = ConnectionForm
@@ -276,7 +290,7 @@ class RecordStateFilter(admin.SimpleListFilter):
 
 
 @admin.register(Record)
-class RecordAdmin(admin.ModelAdmin):
+class RecordAdmin(ReadOnlyAdmin):
     list_display = (
         "__str__",
         "connection",
@@ -346,15 +360,6 @@ class RecordAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [f for fieldset in self.fieldsets for f in fieldset[1]["fields"]]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     def has_replay_permission(self, request) -> bool:
         return request.user.has_perm("connector.replay_record")

@@ -7,6 +7,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
 
+from connector.admin import ReadOnlyAdmin
+
 from .journals import batch_mark_imported, batch_resubmit
 from .models import AccountCombination, CustomerAccount, JournalBatch, JournalEntry
 from .tasks import refresh_reference
@@ -16,17 +18,6 @@ class ReasonActionForm(ActionForm):
     reason = forms.CharField(
         required=False, label="Reason", widget=forms.TextInput(attrs={"size": 50, "placeholder": "what was checked"})
     )
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 class JournalEntryInline(admin.TabularInline):
