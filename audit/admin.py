@@ -8,7 +8,7 @@ from django.contrib import admin
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
-from connector.admin import ReadOnlyAdmin
+from core.admin import ReadOnlyAdmin
 
 from .models import AuditEvent
 

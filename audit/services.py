@@ -8,8 +8,8 @@ from typing import Any
 from django.db import connection as db_connection
 from django.db import models
 
-from connector.redaction import redact
-from connector.rows import insert_row
+from core.redaction import redact
+from core.rows import insert_row
 
 from .models import AuditEvent
 

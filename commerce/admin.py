@@ -8,7 +8,7 @@ from django.contrib import admin
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
-from connector.admin import ReadOnlyAdmin
+from core.admin import ReadOnlyAdmin
 
 from .models import Delivery, DeliveryRejection
 

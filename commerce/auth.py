@@ -11,10 +11,11 @@ import requests
 from oauthlib.oauth1 import SIGNATURE_HMAC_SHA256, SIGNATURE_TYPE_AUTH_HEADER
 from requests_oauthlib import OAuth1
 
-from connector import endpoints
-from connector.exceptions import ConnectorError, PermanentError
-from connector.http import ClientCredentialsAuth, oauth_token_error
 from connector.models import Connection
+from core import endpoints
+from core.errors import ConnectorError, PermanentError
+from core.http.answers import oauth_token_error
+from core.http.tokens import ClientCredentialsAuth
 
 ISSUER = "Adobe IMS"
 DEFAULT_LIFETIME = 86399.0  # seconds; IMS tokens last 24 h unless the answer says otherwise

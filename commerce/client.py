@@ -16,11 +16,12 @@ from urllib.parse import quote
 
 import requests
 
-from connector import endpoints
-from connector.exceptions import ConnectorError, PermanentError
-from connector.http import SystemClient, Transport, error_payload, json_of, new_session, status_error, text_detail
 from connector.models import Connection
-from connector.redaction import redact_text
+from core import endpoints
+from core.errors import ConnectorError, PermanentError
+from core.http.answers import error_payload, json_of, status_error, text_detail
+from core.http.transport import SystemClient, Transport, new_session
+from core.redaction import redact_text
 
 from .auth import CommerceImsAuth, CommerceOAuth1, commerce_auth_for
 from .search import MAX_PAGE_SIZE, SearchCriteria

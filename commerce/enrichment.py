@@ -20,9 +20,10 @@ from django.db import transaction
 
 from audit.services import audit_record
 from connector.documents import SalesDocument, SalesLine
-from connector.exceptions import NotFoundError
 from connector.models import Connection, Record
-from mappings.services import order_of, rules_need
+from connector.selectors import order_of
+from core.errors import NotFoundError
+from mappings.services import rules_need
 
 from .client import CommerceClient, ProductFacts, StoreView
 

@@ -15,7 +15,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import os
 import threading
 import time
 from collections.abc import Mapping
@@ -32,14 +31,6 @@ from connector.models import Connection, WebhookKey
 
 ADOBE_SIGNATURE_HEADER = "x-adobe-commerce-webhook-signature"
 IO_SIGNATURE_HEADERS = ("x-adobe-digital-signature-1", "x-adobe-digital-signature-2")
-
-
-def commerce_setting(name: str, default: float) -> float:
-    """A Django setting when the project defines it, else the environment (listed in .env.example)."""
-    value = getattr(settings, name, None)
-    if value is None:
-        value = os.environ.get(name) or None
-    return default if value is None else float(value)
 
 
 @dataclass(frozen=True)
@@ -226,7 +217,7 @@ def receiver_get(slug: str, *, fresh: bool = False) -> Receiver | None:
     """The enabled connection with this slug and its parsed keys, or None. Cached in-process for
     CONNECTOR_WEBHOOK_CACHE_SECONDS (a disabled connection or a changed key takes effect within that time;
     a failed verification reloads early, see receiver_refresh_after_failure)."""
-    ttl = float(commerce_setting("CONNECTOR_WEBHOOK_CACHE_SECONDS", 5.0))
+    ttl = float(settings.CONNECTOR_WEBHOOK_CACHE_SECONDS)
     now = time.monotonic()
     if not fresh and ttl > 0:
         hit = _cache.get(slug)

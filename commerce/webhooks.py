@@ -28,11 +28,11 @@ from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.security import SecurityMiddleware
 from django.views.decorators.csrf import csrf_exempt
 
-from connector.redaction import MASK, is_secret_name, redact
+from core.redaction import MASK, is_secret_name, redact
 
+from .deliveries import delivery_accept, rejection_count
 from .models import DeliveryRejection
 from .payloads import is_challenge
-from .services import delivery_accept, rejection_count
 from .verifiers import IO_SIGNATURE_HEADERS, Receiver, receiver_get, receiver_refresh_after_failure
 
 logger = logging.getLogger(__name__)

@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "commerce",
     "fusion",
     "mappings",
+    "sync",
 ]
 
 MIDDLEWARE = [
@@ -177,7 +178,6 @@ CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
-CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 
 # --- The connector --------------------------------------------------------------------------------
 # Admits http://127.0.0.1 / localhost endpoints (the bundled mock systems and tests). Never in production.
@@ -188,6 +188,16 @@ CONNECTOR_LEASE_SECONDS = env.int("CONNECTOR_LEASE_SECONDS", default=300)
 # After a write whose outcome is unknown, the next attempt (which looks the document up first) waits at least
 # this long, so a create still running in Fusion is found rather than repeated.
 CONNECTOR_UNKNOWN_OUTCOME_DELAY_SECONDS = env.int("CONNECTOR_UNKNOWN_OUTCOME_DELAY_SECONDS", default=120)
+# The webhook receiver caches a connection and its parsed keys this long (a disabled connection or a new key takes
+# effect within it; a failed verification reloads sooner).
+CONNECTOR_WEBHOOK_CACHE_SECONDS = env.float("CONNECTOR_WEBHOOK_CACHE_SECONDS", default=5.0)
+# The Commerce backfill re-reads this much before its watermark (Commerce stamps updated_at at transaction start),
+# looks this far back on a connection's first run, and stops a run after this many pages or seconds (well inside
+# CELERY_TASK_SOFT_TIME_LIMIT); the next run carries on from the watermark.
+CONNECTOR_BACKFILL_OVERLAP_SECONDS = env.int("CONNECTOR_BACKFILL_OVERLAP_SECONDS", default=300)
+CONNECTOR_BACKFILL_FIRST_HOURS = env.int("CONNECTOR_BACKFILL_FIRST_HOURS", default=24)
+CONNECTOR_BACKFILL_MAX_PAGES = env.int("CONNECTOR_BACKFILL_MAX_PAGES", default=50)
+CONNECTOR_BACKFILL_MAX_SECONDS = env.float("CONNECTOR_BACKFILL_MAX_SECONDS", default=150.0)
 CONNECTOR_HTTP_TIMEOUT = (
     env.float("CONNECTOR_HTTP_CONNECT_TIMEOUT", default=5.0),
     env.float("CONNECTOR_HTTP_READ_TIMEOUT", default=30.0),
@@ -199,10 +209,10 @@ LOG_FORMAT = env.str("LOG_FORMAT", default="text")  # "text" or "json"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact": {"()": "connector.logging.RedactingFilter"}},
+    "filters": {"redact": {"()": "core.logging.RedactingFilter"}},
     "formatters": {
         "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-        "json": {"()": "connector.logging.JsonFormatter"},
+        "json": {"()": "core.logging.JsonFormatter"},
     },
     "handlers": {
         "console": {

@@ -10,7 +10,7 @@ GROUP_APPS = {"auth", "connector", "audit", "mappings", "commerce", "fusion", "d
 def sync_groups_after_migrate(sender, app_config=None, using="default", apps=None, **kwargs):
     from django.apps import apps as global_apps
 
-    from .services import groups_sync
+    from .groups import groups_sync
 
     if getattr(sender, "label", None) not in GROUP_APPS:
         return

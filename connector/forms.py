@@ -9,8 +9,8 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.html import format_html
 
+from .connections import WEBHOOK_KEY_FIELDS, connection_config_fields
 from .models import SECRET_FIELDS, Connection, WebhookKey
-from .services import WEBHOOK_KEY_FIELDS, connection_config_fields
 
 
 class _Keep:

@@ -11,7 +11,7 @@ from django.db import models
 from django.utils import timezone
 from fernet_fields import EncryptedTextField
 
-from . import endpoints
+from core import endpoints
 
 SECRET_FIELDS = (
     "fusion_client_secret",

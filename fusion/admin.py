@@ -7,11 +7,11 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
 
-from connector.admin import ReadOnlyAdmin
+from connector.wakeups import REFRESH_REFERENCE, task_send
+from core.admin import ReadOnlyAdmin
 
 from .journals import batch_mark_imported, batch_resubmit
 from .models import AccountCombination, CustomerAccount, JournalBatch, JournalEntry
-from .tasks import refresh_reference
 
 
 class ReasonActionForm(ActionForm):
@@ -83,9 +83,11 @@ class CustomerAccountAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Refresh Fusion reference data of these connections now")
     def refresh_now(self, request, queryset) -> None:
-        for connection_id in set(queryset.values_list("connection_id", flat=True)):
-            refresh_reference.apply_async(args=[connection_id], retry=False)
-        self.message_user(request, "Refresh queued; the lists update when it has run.")
+        ids = set(queryset.values_list("connection_id", flat=True))
+        if all(task_send(REFRESH_REFERENCE, connection_id) for connection_id in ids):
+            self.message_user(request, "Refresh queued; the lists update when it has run.")
+        else:
+            self.message_user(request, "The task queue is unavailable; try again shortly.", messages.ERROR)
 
 
 @admin.register(AccountCombination)

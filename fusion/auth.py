@@ -9,10 +9,11 @@ from typing import Any
 import requests
 from requests.auth import AuthBase, HTTPBasicAuth
 
-from connector import endpoints
-from connector.exceptions import ConnectorError, PermanentError
-from connector.http import ClientCredentialsAuth, oauth_token_error
 from connector.models import Connection
+from core import endpoints
+from core.errors import ConnectorError, PermanentError
+from core.http.answers import oauth_token_error
+from core.http.tokens import ClientCredentialsAuth
 
 ISSUER = "The Fusion identity domain"
 DEFAULT_LIFETIME = 3600.0  # seconds; what the identity domain issues (reference/fusion.md section 2b)

@@ -13,11 +13,12 @@ from urllib.parse import quote, urlsplit
 import requests
 from requests.auth import AuthBase
 
-from connector import endpoints
-from connector.exceptions import ConnectorError, PermanentError
-from connector.http import SystemClient, Transport, error_payload, json_of, new_session, status_error, text_detail
 from connector.models import Connection
-from connector.redaction import redact_text, redact_url
+from core import endpoints
+from core.errors import ConnectorError, PermanentError
+from core.http.answers import error_payload, json_of, status_error, text_detail
+from core.http.transport import SystemClient, Transport, new_session
+from core.redaction import redact_text, redact_url
 
 from .auth import FusionBasicAuth, fusion_auth_for
 from .query import fields_param

@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from connector.documents import quantize
-from connector.exceptions import PermanentError, ValidationRejectedError
+from core.errors import PermanentError, ValidationRejectedError
 from mappings.rules import PostingPlan
 
 from .query import q_expr

@@ -13,12 +13,14 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from audit.services import audit_record
-from connector.exceptions import ConnectorError, OutcomeUnknownError, TransientError
 from connector.models import Connection, Record
-from connector.services import record_transition
+from connector.records import record_transition
+from core.errors import ConnectorError, OutcomeUnknownError, TransientError
+from mappings.selectors import segment_layout_on
 
 from . import fbdi
 from .models import JournalBatch, JournalEntry
+from .throttle import paced_client
 
 logger = logging.getLogger(__name__)
 POLL_DELAYS = (15, 30, 60, 120, 300)  # seconds between ESS status polls, the last one repeating
@@ -443,3 +445,20 @@ def batch_mark_imported(*, batch: JournalBatch, actor, reason: str) -> JournalBa
         )
     locked.refresh_from_db()
     return locked
+
+
+def journals_ship(*, client_factory=paced_client) -> dict[str, int]:
+    """One shipping round: park interrupted submissions, close due batches, submit closed ones (with the segment
+    delimiter of their connection's layout) and follow running imports."""
+    batches_recover_interrupted()
+    closed = batches_close_due()
+    submitted = polled = 0
+    for batch in JournalBatch.objects.filter(state=JournalBatch.State.CLOSED).select_related("connection"):
+        _, delimiter = segment_layout_on(batch.connection)
+        batch_submit(batch_id=batch.pk, client_factory=client_factory, delimiter=delimiter)
+        submitted += 1
+    due = JournalBatch.objects.filter(state=JournalBatch.State.RUNNING, next_poll_at__lte=timezone.now())
+    for batch_id in due.values_list("pk", flat=True):
+        batch_poll(batch_id=batch_id, client_factory=client_factory)
+        polled += 1
+    return {"closed": len(closed), "submitted": submitted, "polled": polled}

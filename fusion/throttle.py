@@ -10,7 +10,10 @@ from typing import Any
 
 from django.core.cache import cache
 
-from connector.exceptions import TransientError
+from connector.models import Connection
+from core.errors import TransientError
+
+from .client import FusionClient
 
 SLOT_TTL = 600  # seconds; longer than any paced call (reads retry up to 3 x timeout); a killed worker frees it
 BACKOFF_TTL = 120  # seconds the lowered ceiling lasts after the last 429
@@ -121,3 +124,8 @@ class PacedClient:
                 if exc.status == 429:
                     note_throttled(self._connection.pk)
                 raise
+
+
+def paced_client(connection: Connection) -> PacedClient:
+    """The connection's Fusion client, paced by its call ceiling: what every flow calls Fusion through."""
+    return PacedClient(FusionClient.for_connection(connection), connection)

@@ -4,7 +4,7 @@ import pytest
 from django.core.cache import cache
 from django.db import connection as db_connection
 
-from connector import http
+from core.http import clock as http_clock
 
 
 @pytest.fixture
@@ -22,16 +22,16 @@ def allow_local_endpoints(settings):
 @pytest.fixture
 def token_cache(monkeypatch):
     """An empty shared cache, so no access token or remembered token failure leaks between tests, and no real
-    waiting in connector.http (read retries, token lock polling)."""
+    waiting in core.http (read retries, token lock polling)."""
     cache.clear()
-    monkeypatch.setattr(http, "_sleep", lambda seconds: None)
+    monkeypatch.setattr(http_clock, "sleep", lambda seconds: None)
     yield
     cache.clear()
 
 
 @pytest.fixture
 def clock(monkeypatch):
-    """The wall clock connector.http reads for token expiry, moved by hand: `clock["t"] += seconds`."""
+    """The wall clock core.http reads for token expiry, moved by hand: `clock["t"] += seconds`."""
     now = {"t": time.time()}
-    monkeypatch.setattr(http, "_now", lambda: now["t"])
+    monkeypatch.setattr(http_clock, "now", lambda: now["t"])
     return now

@@ -8,7 +8,7 @@ from django.db import migrations
 
 
 def create_groups(apps, schema_editor):
-    from connector.services import groups_sync
+    from connector.groups import groups_sync
 
     for app_config in apps.get_app_configs():
         app_config.models_module = True
@@ -18,7 +18,7 @@ def create_groups(apps, schema_editor):
 
 
 def remove_groups(apps, schema_editor):
-    from connector.services import GROUP_FINANCE, GROUP_INTEGRATION_ADMIN
+    from connector.groups import GROUP_FINANCE, GROUP_INTEGRATION_ADMIN
 
     apps.get_model("auth", "Group").objects.filter(name__in=[GROUP_FINANCE, GROUP_INTEGRATION_ADMIN]).delete()
 

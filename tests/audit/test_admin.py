@@ -4,7 +4,7 @@ from django.urls import reverse
 
 from audit.models import AuditEvent
 from audit.services import audit_record
-from connector.services import GROUP_FINANCE
+from connector.groups import GROUP_FINANCE
 from tests.factories import make_connection
 
 pytestmark = pytest.mark.django_db

@@ -8,8 +8,8 @@ from oauthlib.oauth1.rfc5849 import signature
 from responses import matchers
 
 from commerce.client import CommerceClient
-from connector.exceptions import AuthError, TransientError
 from connector.models import Connection
+from core.errors import AuthError, TransientError
 from tests.factories import make_connection
 
 SHOP = "https://shop.example.com"

@@ -13,13 +13,14 @@ import responses
 from django.core.management import CommandError, call_command
 
 from audit.models import AuditEvent
-from commerce import tasks
+from commerce.backfill import backfill_run
+from commerce.deliveries import document_keyed
 from commerce.payloads import order_document
-from commerce.services import backfill_run
-from connector.exceptions import PermanentError, TransientError
 from connector.models import Connection, Record
-from connector.schedules import DEFAULT_SCHEDULES
-from connector.services import record_accept
+from connector.records import record_accept
+from core.errors import PermanentError, TransientError
+from sync import tasks
+from sync.schedules import DEFAULT_SCHEDULES
 from tests.commerce.test_client import REST, search_server
 from tests.factories import make_connection
 
@@ -73,7 +74,7 @@ def test_backfill_creates_exactly_the_missing_records(shop, django_capture_on_co
     for known in (1, 2):
         record_accept(connection=shop, document=order_document(rest_order(known)))
     client = FakeCommerce(orders=[rest_order(n) for n in (1, 2, 3, 4)], invoices=[rest_invoice(10, 3)])
-    with mock.patch("commerce.services.waker") as waker, django_capture_on_commit_callbacks(execute=True):
+    with mock.patch("commerce.backfill.waker") as waker, django_capture_on_commit_callbacks(execute=True):
         result = backfill_run(connection=shop, client=client, now=NOW)
     assert (result.created, result.known, result.unreadable) == (3, 2, 0)
     assert result.seen == {"order": 4, "invoice": 1}
@@ -136,9 +137,8 @@ def test_a_failed_pull_keeps_the_watermark_and_is_audited(shop):
 
 def test_an_order_known_only_by_number_is_not_created_twice(shop, client):
     before = json.loads((FIXTURES / "order_plugin_place_before.json").read_text())["order"]
-    from commerce.services import _keyed
 
-    record_accept(connection=shop, document=_keyed(shop, order_document(before)))
+    record_accept(connection=shop, document=document_keyed(shop, order_document(before)))
     result = backfill_run(connection=shop, client=FakeCommerce(orders=[{**before, "entity_id": 43}]), now=NOW)
     assert (result.created, result.known) == (0, 1)
     assert Record.objects.get().commerce_entity_id == "43"
@@ -147,7 +147,7 @@ def test_an_order_known_only_by_number_is_not_created_twice(shop, client):
 def test_manual_catch_up_command(shop):
     client = FakeCommerce(orders=[rest_order(9)])
     out = StringIO()
-    with mock.patch("commerce.services.commerce_client", return_value=client):
+    with mock.patch("commerce.backfill.CommerceClient.for_connection", return_value=client):
         call_command("backfill", shop.slug, "--since", "2026-11-01", stdout=out)
     assert client.calls[0][1] == datetime(2026, 11, 1, tzinfo=UTC)
     assert "created 1" in out.getvalue()
@@ -170,7 +170,7 @@ def test_beat_task_fans_out_one_backfill_per_enabled_connection(shop):
 
 def test_backfill_task_runs_the_service_and_skips_a_disabled_connection(shop):
     client = FakeCommerce(orders=[rest_order(11)])
-    with mock.patch("commerce.services.commerce_client", return_value=client):
+    with mock.patch("commerce.backfill.CommerceClient.for_connection", return_value=client):
         assert tasks.backfill_connection(shop.pk).startswith("1 new")
     Connection.objects.filter(pk=shop.pk).update(enabled=False)
     assert tasks.backfill_connection(shop.pk) == "connection missing or disabled"
@@ -324,7 +324,7 @@ def test_manual_catch_up_says_where_to_carry_on_when_it_stops_at_the_limit(shop,
         creditmemos=[{**memo, "updated_at": "2026-11-05 10:00:00"}],
     )
     out = StringIO()
-    with mock.patch("commerce.services.commerce_client", return_value=client):
+    with mock.patch("commerce.backfill.CommerceClient.for_connection", return_value=client):
         call_command("backfill", shop.slug, "--since", "2026-11-01", stdout=out)
     assert "created 4" in out.getvalue()
     # A page of each kind was read: all three are read up to the orders' last updated_at at least.

@@ -9,7 +9,8 @@ from responses import matchers
 
 from commerce.client import CommerceClient, render_message
 from commerce.mock_server import search
-from connector.exceptions import (
+from connector.models import Connection
+from core.errors import (
     AuthError,
     NotFoundError,
     OutcomeUnknownError,
@@ -17,7 +18,6 @@ from connector.exceptions import (
     TransientError,
     ValidationRejectedError,
 )
-from connector.models import Connection
 from fusion.mock_server import MockRequest
 from tests.factories import make_connection
 

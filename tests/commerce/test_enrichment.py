@@ -13,14 +13,14 @@ from django.core.cache import cache
 from audit.models import AuditEvent
 from commerce.client import CommerceClient, ProductFacts, StoreView
 from commerce.enrichment import document_enrich, record_enrich
-from connector.exceptions import AuthError, TransientError
 from connector.models import Record
-from connector.pipeline import record_process
-from connector.services import record_accept
+from connector.records import record_accept
+from core.errors import AuthError, TransientError
 from mappings.models import ProductRule, StoreRule
 from mappings.services import plan_for_record, rules_need
-from tests.connector.test_pipeline import FakeFusion
+from sync.flows.sales_documents import record_process
 from tests.factories import make_connection
+from tests.fake_fusion import FakeFusion
 from tests.posting import order_document, seed_mappings
 
 REST = "https://shop.example.com/rest/default/V1"

@@ -7,9 +7,9 @@ import pytest
 from django.utils import timezone
 
 from audit.models import AuditEvent
+from commerce.deliveries import deliveries_purge, rejection_count
 from commerce.models import Delivery, DeliveryRejection
-from commerce.services import deliveries_purge, rejection_count
-from commerce.tasks import purge_bodies
+from sync.tasks import purge_bodies
 from tests.factories import make_connection
 
 

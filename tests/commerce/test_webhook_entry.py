@@ -15,11 +15,11 @@ from django.core import signals
 from django.core.handlers.wsgi import WSGIHandler
 
 from commerce.models import Delivery
-from commerce.services import wakeups_flush
 from commerce.verifiers import receiver_cache_clear
 from commerce.webhooks import WebhookFastPath
 from config.wsgi import application
 from connector.models import Record
+from connector.wakeups import wakeups_flush
 from tests.factories import add_hmac_key, make_connection
 
 BODY = (Path(__file__).resolve().parent.parent / "fixtures" / "commerce" / "order_place_after.json").read_bytes()
@@ -32,7 +32,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def _fresh_receivers(settings):
     settings.CONNECTOR_WEBHOOK_CACHE_SECONDS = 0
     receiver_cache_clear()
-    with mock.patch("commerce.services.records_wake"):
+    with mock.patch("connector.wakeups.records_wake"):
         yield
         wakeups_flush()
     receiver_cache_clear()

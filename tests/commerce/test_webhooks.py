@@ -20,11 +20,11 @@ from django.test import RequestFactory
 
 from audit.models import AuditEvent
 from commerce.models import Delivery, DeliveryRejection
-from commerce.services import _Waker, waker, wakeups_flush
 from commerce.verifiers import receiver_cache_clear
 from commerce.webhooks import commerce_webhook
 from connector.models import Record, WebhookKey
-from connector.relay import relay_due
+from connector.wakeups import _Waker, waker, wakeups_flush
+from sync.relay import relay_due
 from tests.factories import add_hmac_key, make_connection
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "commerce"
@@ -84,7 +84,7 @@ def post(client, conn_or_slug, body: bytes, *, signature: str | None = None, req
 
 def test_signed_order_is_stored_with_its_record_and_answered_success(client, shop, django_capture_on_commit_callbacks):
     body = raw("order_place_after.json")
-    with mock.patch("commerce.services.records_wake") as wake:
+    with mock.patch("connector.wakeups.records_wake") as wake:
         with django_capture_on_commit_callbacks(execute=True):
             response = post(client, shop, body, signature=sign(body), request_id="req-1")
         wakeups_flush()
@@ -108,7 +108,7 @@ def test_signed_order_is_stored_with_its_record_and_answered_success(client, sho
 
 def test_nothing_is_woken_before_the_transaction_commits(client, shop, django_capture_on_commit_callbacks):
     body = raw("order_place_after.json")
-    with mock.patch("commerce.services.records_wake") as wake, django_capture_on_commit_callbacks() as callbacks:
+    with mock.patch("connector.wakeups.records_wake") as wake, django_capture_on_commit_callbacks() as callbacks:
         post(client, shop, body, signature=sign(body))
         wake.assert_not_called()
     assert len(callbacks) == 1
@@ -224,7 +224,7 @@ def test_a_database_connection_that_died_while_idle_costs_no_delivery(client, sh
 
 def test_five_identical_deliveries_make_one_record(client, shop, django_capture_on_commit_callbacks):
     body = raw("order_place_after.json")
-    with mock.patch("commerce.services.records_wake") as wake:
+    with mock.patch("connector.wakeups.records_wake") as wake:
         with django_capture_on_commit_callbacks(execute=True):
             answers = [post(client, shop, body, signature=sign(body), request_id="req-same") for _ in range(5)]
         wakeups_flush()
@@ -469,7 +469,10 @@ def test_broker_down_at_receipt_the_relay_processes_the_record_later(
     record = Record.objects.get()
     assert record.state == Record.State.RECEIVED and record.attempts == 0
     woken = []
-    with mock.patch("connector.tasks.process_record.apply_async", side_effect=lambda args, **kw: woken.append(args[0])):
+    send = mock.patch(
+        "connector.wakeups.current_app.send_task", side_effect=lambda name, args, **kw: woken.append(args[0])
+    )
+    with send:
         assert relay_due(limit=10) == 1
     assert woken == [record.pk]
 
@@ -483,7 +486,7 @@ def test_after_a_failed_wake_up_the_next_ones_are_skipped_for_the_relay(
     wakeups_flush()
     assert waker.skip_until > 0  # the publish was slow: the broker is presumed down for a few seconds
     second = raw("invoice_save_after.json")
-    with mock.patch("commerce.services.records_wake") as wake:
+    with mock.patch("connector.wakeups.records_wake") as wake:
         with django_capture_on_commit_callbacks(execute=True):
             assert post(client, shop, second, signature=sign(second)).status_code == 200
         wakeups_flush()
@@ -494,7 +497,7 @@ def test_after_a_failed_wake_up_the_next_ones_are_skipped_for_the_relay(
 def test_wake_ups_given_while_the_thread_lingers_go_out_as_one_message_without_waking_it():
     lingering = _Waker()
     lingering.LINGER_SECONDS = 1.0
-    with mock.patch("commerce.services.records_wake") as wake:
+    with mock.patch("connector.wakeups.records_wake") as wake:
         lingering.wake(1)
         while lingering._queue.qsize():  # the thread has taken the first one
             time.sleep(0.001)

@@ -3,7 +3,7 @@ from django.contrib.auth.models import Group, Permission, User
 from django.urls import reverse
 
 from audit.models import AuditEvent
-from connector.services import GROUP_FINANCE
+from connector.groups import GROUP_FINANCE
 from fusion.models import AccountCombination, JournalBatch
 from tests.factories import make_connection
 

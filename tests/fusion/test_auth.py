@@ -14,8 +14,8 @@ import responses
 from django.core.cache import caches
 from responses import matchers
 
-from connector import http
-from connector.exceptions import AuthError, PermanentError, TransientError
+from core.errors import AuthError, PermanentError, TransientError
+from core.http import clock as http_clock
 from fusion.client import FusionClient
 from tests.factories import make_connection
 
@@ -279,7 +279,7 @@ def expire_shared_token(client):
 
 
 def test_twenty_threads_meeting_an_expired_token_make_one_token_request(allow_local_endpoints, monkeypatch):
-    monkeypatch.setattr(http, "_sleep", time.sleep)
+    monkeypatch.setattr(http_clock, "sleep", time.sleep)
     with FusionStandIn() as stand_in:
         connection = local_connection(stand_in)
         first = FusionClient.for_connection(connection)
@@ -318,7 +318,7 @@ def _process_worker(connection, start, results):
 def test_processes_sharing_redis_meeting_an_expired_token_make_one_token_request(
     allow_local_endpoints, settings, monkeypatch
 ):
-    monkeypatch.setattr(http, "_sleep", time.sleep)
+    monkeypatch.setattr(http_clock, "sleep", time.sleep)
     settings.CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",

@@ -6,8 +6,8 @@ import requests
 import responses
 from responses import matchers
 
-from connector import http
-from connector.exceptions import (
+from connector.models import Connection
+from core.errors import (
     AuthError,
     NotFoundError,
     OutcomeUnknownError,
@@ -15,7 +15,7 @@ from connector.exceptions import (
     TransientError,
     ValidationRejectedError,
 )
-from connector.models import Connection
+from core.http import clock as http_clock
 from fusion.client import FusionClient
 from fusion.query import q_expr
 from tests.factories import make_connection
@@ -138,7 +138,7 @@ def test_a_post_whose_connection_drops_after_sending_raises_outcome_unknown(clie
 @responses.activate
 def test_reads_honour_retry_after(client, token, monkeypatch):
     waited = []
-    monkeypatch.setattr(http, "_sleep", waited.append)
+    monkeypatch.setattr(http_clock, "sleep", waited.append)
     responses.get(INVOICES, status=429, headers={"Retry-After": "3"})
     responses.get(INVOICES, json={"items": []})
     assert client.get("receivablesInvoices") == {"items": []}

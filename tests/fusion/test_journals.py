@@ -17,10 +17,10 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from connector.models import Connection, Record
-from connector.pipeline import fusion_client_for
-from connector.services import record_accept
+from connector.records import record_accept
 from fusion import fbdi, journals
 from fusion.models import JournalBatch
+from fusion.throttle import paced_client
 from tests.factories import make_connection
 from tests.posting import order_document
 
@@ -86,8 +86,8 @@ def test_submitted_file_is_balanced_and_positional_and_sent_once(connection, rsp
     batch = JournalBatch.objects.get()
     post = rsps.add(responses.POST, f"{BASE}/erpintegrations", json={"ReqstId": "4711"}, status=201)
 
-    batch = journals.batch_submit(batch_id=batch.pk, client_factory=fusion_client_for)
-    journals.batch_submit(batch_id=batch.pk, client_factory=fusion_client_for)  # a second shipper: no second POST
+    batch = journals.batch_submit(batch_id=batch.pk, client_factory=paced_client)
+    journals.batch_submit(batch_id=batch.pk, client_factory=paced_client)  # a second shipper: no second POST
 
     assert post.call_count == 1
     assert batch.state == JournalBatch.State.RUNNING and batch.request_id == "4711"
@@ -103,9 +103,9 @@ def test_submitted_file_is_balanced_and_positional_and_sent_once(connection, rsp
     assert [row[45] for row in rows] == ["MAG-1 Order", "MAG-1 Order", "MAG-2 Order", "MAG-2 Order"]
 
     rsps.add(responses.GET, f"{BASE}/erpintegrations", json={"items": [{"RequestStatus": "RUNNING"}]})
-    assert journals.batch_poll(batch_id=batch.pk, client_factory=fusion_client_for).state == "running"
+    assert journals.batch_poll(batch_id=batch.pk, client_factory=paced_client).state == "running"
     rsps.replace(responses.GET, f"{BASE}/erpintegrations", json={"items": [{"RequestStatus": "SUCCEEDED"}]})
-    batch = journals.batch_poll(batch_id=batch.pk, client_factory=fusion_client_for)
+    batch = journals.batch_poll(batch_id=batch.pk, client_factory=paced_client)
     assert batch.state == JournalBatch.State.SUCCEEDED
     assert set(Record.objects.filter(pk__in=[a.pk, b.pk]).values_list("state", flat=True)) == {Record.State.POSTED}
 
@@ -116,8 +116,8 @@ def test_ess_error_parks_the_batch_and_its_records(connection, rsps):
     batch = JournalBatch.objects.get()
     rsps.add(responses.POST, f"{BASE}/erpintegrations", json={"ReqstId": "99"}, status=201)
     rsps.add(responses.GET, f"{BASE}/erpintegrations", json={"items": [{"RequestStatus": "ERROR"}]})
-    journals.batch_submit(batch_id=batch.pk, client_factory=fusion_client_for)
-    batch = journals.batch_poll(batch_id=batch.pk, client_factory=fusion_client_for)
+    journals.batch_submit(batch_id=batch.pk, client_factory=paced_client)
+    batch = journals.batch_poll(batch_id=batch.pk, client_factory=paced_client)
     assert batch.state == JournalBatch.State.NEEDS_REVIEW
     assert "ERROR" in batch.last_error and batch.resolution_hint.startswith("Resolution:")
     record.refresh_from_db()
@@ -129,9 +129,9 @@ def test_unknown_submit_outcome_parks_instead_of_sending_again(connection, rsps)
     _close_all()
     batch = JournalBatch.objects.get()
     post = rsps.add(responses.POST, f"{BASE}/erpintegrations", body=requests.exceptions.ReadTimeout("timed out"))
-    batch = journals.batch_submit(batch_id=batch.pk, client_factory=fusion_client_for)
+    batch = journals.batch_submit(batch_id=batch.pk, client_factory=paced_client)
     assert batch.state == JournalBatch.State.NEEDS_REVIEW
-    journals.batch_submit(batch_id=batch.pk, client_factory=fusion_client_for)
+    journals.batch_submit(batch_id=batch.pk, client_factory=paced_client)
     assert post.call_count == 1
 
 
@@ -141,15 +141,15 @@ def test_resubmission_uses_a_new_group_and_never_ships_the_old_batch_again(conne
     old = JournalBatch.objects.get()
     rsps.add(responses.POST, f"{BASE}/erpintegrations", json={"ReqstId": "1"}, status=201)
     rsps.add(responses.GET, f"{BASE}/erpintegrations", json={"items": [{"RequestStatus": "ERROR"}]})
-    journals.batch_submit(batch_id=old.pk, client_factory=fusion_client_for)
-    old = journals.batch_poll(batch_id=old.pk, client_factory=fusion_client_for)
+    journals.batch_submit(batch_id=old.pk, client_factory=paced_client)
+    old = journals.batch_poll(batch_id=old.pk, client_factory=paced_client)
 
     with pytest.raises(ValueError, match="Say why"):
         journals.batch_resubmit(batch=old, actor="finance", reason=" ")
     new = journals.batch_resubmit(batch=old, actor="finance", reason="period reopened in Fusion")
     old.refresh_from_db()
     assert old.state == JournalBatch.State.SUPERSEDED and new.group_id != old.group_id
-    assert journals.batch_submit(batch_id=old.pk, client_factory=fusion_client_for).state == "superseded"
+    assert journals.batch_submit(batch_id=old.pk, client_factory=paced_client).state == "superseded"
     record.refresh_from_db()
     assert record.state == Record.State.JOURNAL_PENDING and record.journal_entry.batch_id == new.pk
 
@@ -173,7 +173,7 @@ def test_resubmitted_and_marked_records_have_it_in_their_timeline(connection, rs
     _close_all()
     batch = JournalBatch.objects.get()
     rsps.add(responses.POST, f"{BASE}/erpintegrations", body=requests.exceptions.ReadTimeout("timed out"))
-    batch = journals.batch_submit(batch_id=batch.pk, client_factory=fusion_client_for)
+    batch = journals.batch_submit(batch_id=batch.pk, client_factory=paced_client)
     journals.batch_mark_imported(batch=batch, actor="finance", reason="import ran in Fusion")
     record.refresh_from_db()
     assert record.state == Record.State.POSTED

@@ -4,7 +4,7 @@ import time
 import pytest
 from django.core.cache import cache
 
-from connector.exceptions import TransientError
+from core.errors import TransientError
 from fusion import throttle
 from tests.factories import make_connection
 

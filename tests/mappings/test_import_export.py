@@ -7,8 +7,8 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from audit.models import AuditEvent
+from mappings.imports import rules_export, rules_import
 from mappings.models import AccountTemplate, CustomerRule, ProductRule, SegmentLayout, StoreRule
-from mappings.services import rules_export, rules_import
 from tests.factories import make_connection
 from tests.mappings.helpers import mapped_connection
 

@@ -10,19 +10,11 @@ from django.core.exceptions import ValidationError
 from audit.models import AuditEvent
 from connector.documents import Customer, SalesDocument, SalesLine
 from connector.models import Record
-from connector.services import record_accept
+from connector.records import record_accept
 from mappings.models import AccountTemplate, CustomerRule, ProductRule, SegmentLayout
+from mappings.plans import plan_from_json, plan_preview_html, plan_to_json
 from mappings.rules import resolve
-from mappings.services import (
-    plan_for_record,
-    plan_from_json,
-    plan_preview_html,
-    plan_to_json,
-    record_plan_preview,
-    rule_delete,
-    rule_save,
-    rules_snapshot,
-)
+from mappings.services import plan_for_record, rule_delete, rule_save, rules_snapshot
 from tests.factories import make_connection
 from tests.mappings import test_rules
 from tests.mappings.helpers import mapped_connection
@@ -340,7 +332,7 @@ def test_preview_shows_accounts_reasons_and_problems_escaped():
     )
     ProductRule.objects.filter(match_type="default").delete()
     record = record_accept(connection=connection, document=doc).record
-    html = record_plan_preview(record)
+    html = plan_preview_html(plan_for_record(record))
     assert "No product rule matches SKU &lt;b&gt;LAP-15&lt;/b&gt;" in html
     assert "<b>LAP-15</b>" not in html
     assert "Resolution: Add a product rule" in html

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 from django.core.management.base import BaseCommand, CommandError
 
-from commerce.services import backfill_run
-from connector.exceptions import ConnectorError
+from commerce.backfill import backfill_run
 from connector.models import Connection
+from core.errors import ConnectorError
 
 
 def _since(value: str) -> datetime:

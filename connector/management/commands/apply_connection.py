@@ -4,7 +4,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from connector.services import ConnectionDocumentError, connection_apply
+from connector.connection_documents import ConnectionDocumentError, connection_apply
 
 
 class Command(BaseCommand):

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from connector.connection_documents import connection_document_dumps, connection_export
 from connector.models import Connection
-from connector.services import connection_document_dumps, connection_export
 
 
 class Command(BaseCommand):

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from connector.services import secrets_rotate
+from connector.secrets import secrets_rotate
 
 
 class Command(BaseCommand):

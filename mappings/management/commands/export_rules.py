@@ -7,7 +7,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from connector.models import Connection
-from mappings.services import FORMATS, KINDS, rules_export
+from mappings.imports import FORMATS, KINDS, rules_export
 
 
 class Command(BaseCommand):

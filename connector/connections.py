@@ -1,0 +1,227 @@
+"""Connection services: create, change, enable, disable and delete a connection and its webhook keys, from
+the admin or from a JSON document (`manage.py apply_connection`). Every change is audited with the names of the
+fields that changed; the values of secrets never leave the row."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import models as db_models
+from django.db import transaction
+from django.utils import timezone
+
+from audit.services import audit_record
+
+from .models import SECRET_FIELDS, Connection, WebhookKey
+
+SECRET_MASK = "***"
+
+# Runtime state and timestamps are not configuration: neither the admin form nor a document sets them.
+CONNECTION_RUNTIME_FIELDS = ("id", "commerce_backfill_watermark", "fusion_sync_watermark", "created_at", "updated_at")
+WEBHOOK_KEY_FIELDS = ("scheme", "label", "active", "secret", "public_key", "header_name", "encoding", "prefix")
+WEBHOOK_KEY_SECRET_FIELDS = ("secret",)
+
+
+def connection_config_fields() -> list[str]:
+    """The configurable fields of a connection, in model order."""
+    return [f.name for f in Connection._meta.concrete_fields if f.name not in CONNECTION_RUNTIME_FIELDS]
+
+
+def plain_value(value: Any) -> Any:
+    """A JSON-friendly copy of a field value (for the audit trail and documents)."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return str(value)  # also turns a choices enum member into its plain value
+
+
+@dataclass(frozen=True)
+class FieldChanges:
+    """Which fields differ. `fields` names every changed field (secrets included, by name only); `values`
+    holds before/after for the fields that are not secrets."""
+
+    fields: tuple[str, ...] = ()
+    values: dict[str, dict[str, Any]] = field(default_factory=dict)
+    secrets: frozenset[str] = frozenset()
+    initial: bool = False  # a new object: every field holding a value is listed
+
+    def __bool__(self) -> bool:
+        return bool(self.fields)
+
+    def lines(self) -> list[str]:
+        """Human-readable lines, one per field; secrets show as <changed>."""
+        out = []
+        for name in self.fields:
+            if name in self.secrets:
+                out.append(f"{name}: <changed>")
+            elif self.initial:
+                out.append(f"{name}: {self.values[name]['to']!r}")
+            else:
+                change = self.values[name]
+                out.append(f"{name}: {change['from']!r} -> {change['to']!r}")
+        return out
+
+    def audit_data(self) -> dict[str, Any]:
+        return {"fields": list(self.fields), "values": self.values}
+
+
+def field_changes(
+    *, before: db_models.Model | None, after: db_models.Model, fields: Iterable[str], secrets: Iterable[str]
+) -> FieldChanges:
+    """Compare two instances field by field. With no `before`, every field holding a value counts."""
+    secret_names = frozenset(secrets)
+    changed: list[str] = []
+    values: dict[str, dict[str, Any]] = {}
+    for name in fields:
+        new = getattr(after, name)
+        if before is None:
+            if new in (None, ""):
+                continue
+            old = None
+        else:
+            old = getattr(before, name)
+            if old == new:
+                continue
+        changed.append(name)
+        if name not in secret_names:
+            values[name] = {"from": plain_value(old), "to": plain_value(new)}
+    return FieldChanges(
+        fields=tuple(changed), values=values, secrets=secret_names & set(changed), initial=before is None
+    )
+
+
+@dataclass(frozen=True)
+class ConnectionSaved:
+    connection: Connection
+    created: bool
+    changes: FieldChanges
+
+
+def connection_save(*, connection: Connection, actor: Any, via: str = "admin") -> ConnectionSaved:
+    """Create or update a connection the caller has validated (full_clean), and audit which fields changed.
+    Only changed fields are written, so a concurrent watermark update is never overwritten; nothing is
+    written (and nothing audited) when nothing changed."""
+    fields = connection_config_fields()
+    with transaction.atomic():
+        stored = None
+        if connection.pk is not None:
+            stored = Connection.objects.select_for_update().filter(pk=connection.pk).first()
+        changes = field_changes(before=stored, after=connection, fields=fields, secrets=SECRET_FIELDS)
+        if stored is None:
+            connection.save(force_insert=connection.pk is None)
+            audit_record(
+                action="connection.created",
+                actor=actor,
+                connection=connection,
+                target=connection,
+                message=f"Connection {connection.slug} created",
+                data=changes.audit_data() | {"via": via},
+            )
+            return ConnectionSaved(connection=connection, created=True, changes=changes)
+        if not changes:
+            return ConnectionSaved(connection=connection, created=False, changes=changes)
+        connection.save(update_fields=[*changes.fields, "updated_at"])
+        _audit_connection_changes(connection=connection, changes=changes, actor=actor, via=via)
+    return ConnectionSaved(connection=connection, created=False, changes=changes)
+
+
+def _audit_connection_changes(*, connection: Connection, changes: FieldChanges, actor: Any, via: str) -> None:
+    others = tuple(name for name in changes.fields if name != "enabled")
+    if others:
+        update = FieldChanges(
+            fields=others,
+            values={k: v for k, v in changes.values.items() if k != "enabled"},
+            secrets=changes.secrets,
+        )
+        audit_record(
+            action="connection.updated",
+            actor=actor,
+            connection=connection,
+            target=connection,
+            message=f"Connection {connection.slug} changed: {', '.join(others)}",
+            data=update.audit_data() | {"via": via},
+        )
+    if "enabled" in changes.fields:
+        _audit_enabled(connection=connection, actor=actor, via=via)
+
+
+def _audit_enabled(*, connection: Connection, actor: Any, via: str) -> None:
+    word = "enabled" if connection.enabled else "disabled"
+    audit_record(
+        action=f"connection.{word}",
+        actor=actor,
+        connection=connection,
+        target=connection,
+        message=f"Connection {connection.slug} {word}",
+        data={
+            "fields": ["enabled"],
+            "values": {"enabled": {"from": not connection.enabled, "to": connection.enabled}},
+            "via": via,
+        },
+    )
+
+
+def connection_set_enabled(*, connection: Connection, enabled: bool, actor: Any, via: str = "admin") -> bool:
+    """Enable or disable a connection. Returns False (and audits nothing) when it already was."""
+    with transaction.atomic():
+        updated = (
+            Connection.objects.filter(pk=connection.pk)
+            .exclude(enabled=enabled)
+            .update(enabled=enabled, updated_at=timezone.now())
+        )
+        connection.enabled = enabled
+        if updated:
+            _audit_enabled(connection=connection, actor=actor, via=via)
+    return bool(updated)
+
+
+def connection_delete(*, connection: Connection, actor: Any, via: str = "admin") -> None:
+    """Delete a connection (its webhook keys go with it; records protect it). The audit trail keeps it."""
+    with transaction.atomic():
+        pk, slug = connection.pk, connection.slug
+        connection.delete()
+        audit_record(
+            action="connection.deleted",
+            actor=actor,
+            connection=pk,
+            target_type=Connection._meta.label_lower,
+            target_id=pk,
+            message=f"Connection {slug} deleted",
+            data={"slug": slug, "via": via},
+        )
+
+
+def webhook_key_save(*, key: WebhookKey, actor: Any, via: str = "admin") -> FieldChanges:
+    """Create or update a webhook verification key (validated by the caller) and audit which fields changed
+    (never the secret's value)."""
+    with transaction.atomic():
+        stored = WebhookKey.objects.filter(pk=key.pk).first() if key.pk is not None else None
+        changes = field_changes(before=stored, after=key, fields=WEBHOOK_KEY_FIELDS, secrets=WEBHOOK_KEY_SECRET_FIELDS)
+        if stored is not None and not changes:
+            return changes
+        key.save()
+        audit_record(
+            action="webhook_key.created" if stored is None else "webhook_key.updated",
+            actor=actor,
+            connection=key.connection_id,
+            target=key,
+            message=f"Webhook key {key.get_scheme_display()} {key.label!r} {'added' if stored is None else 'changed'}",
+            data=changes.audit_data() | {"via": via},
+        )
+    return changes
+
+
+def webhook_key_delete(*, key: WebhookKey, actor: Any, via: str = "admin") -> None:
+    with transaction.atomic():
+        pk = key.pk
+        audit_record(
+            action="webhook_key.deleted",
+            actor=actor,
+            connection=key.connection_id,
+            target_type=WebhookKey._meta.label_lower,
+            target_id=pk,
+            message=f"Webhook key {key.get_scheme_display()} {key.label!r} removed",
+            data={"scheme": key.scheme, "label": key.label, "via": via},
+        )
+        key.delete()

@@ -1,0 +1,302 @@
+"""Record services: accept a document, claim it under a lease, retry with backoff, park for review, move it on.
+Each state change writes its audit event in the same transaction."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import random
+import socket
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection as db_connection
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from audit.models import AuditEvent
+from audit.services import audit_record
+from core.errors import OutcomeUnknownError
+from core.rows import JsonText, insert_row
+
+from .documents import SalesDocument
+from .models import Connection, Record
+
+logger = logging.getLogger(__name__)
+
+
+def lease_token() -> str:
+    """Who holds a lease: host, process and a per-claim nonce (forked workers share their parent's pid
+    at import time, and one process may claim the same record again after its lease ran out)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+
+def backoff_delay(*, attempt: int, base: float, cap: float, rng: random.Random | None = None) -> float:
+    """Full-jitter exponential backoff: uniform(0, min(cap, base * 2**(attempt-1)))."""
+    ceiling = min(cap, base * (2 ** max(attempt - 1, 0)))
+    return (rng or random).uniform(0, ceiling)
+
+
+@dataclass(frozen=True)
+class Accepted:
+    record: Record
+    created: bool
+
+
+def record_accept(
+    *,
+    connection: Connection,
+    document: SalesDocument,
+    source: str = Record.Source.WEBHOOK,
+    actor: Any = "system:webhook",
+    correlation_id: str = "",
+) -> Accepted:
+    """Create the record for (connection, kind, entity) or attach to the existing one. Must be called inside
+    the caller's transaction; the caller wakes a worker on commit when `created`."""
+    fields = record_fields(connection=connection, document=document, source=source)
+    now = timezone.now()
+    sql, params = record_insert_statement(fields, now=now)
+    with db_connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    created = row is not None
+    if row is not None:
+        record = Record(pk=row[0], created_at=now, updated_at=now, **fields)
+        record.connection = connection  # cached: callers read it
+    else:
+        record = Record.objects.get(connection=connection, kind=document.kind, commerce_entity_id=document.entity_id)
+    event = record_received_event(document=document, source=source, created=created)
+    audit_record(actor=actor, connection=connection, target=record, correlation_id=correlation_id, **event)
+    return Accepted(record=record, created=created)
+
+
+def record_insert_statement(
+    fields: dict[str, Any], *, unless_placeholder: str = "", returning: bool = True, now: datetime | None = None
+) -> tuple[str, list[Any]]:
+    """`INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING id` for a new record with these `record_fields`:
+    one statement, no savepoint, on the hot path of every webhook (PostgreSQL and SQLite 3.35+ both speak it).
+    It inserts nothing when the document is already known (a concurrent insert of the same document waits for
+    the other transaction, then finds it), nor when `unless_placeholder` names an order placeholder record
+    that exists (that record must take the document's entity id instead; the caller's slow path does that)."""
+    columns, expressions, values = insert_row(Record, fields, now=now)
+    if unless_placeholder:
+        values += [fields["connection_id"], fields["kind"], unless_placeholder]
+    return _record_insert_sql(columns, expressions, bool(unless_placeholder), returning), values
+
+
+@functools.cache
+def _record_insert_sql(columns: str, expressions: str, guarded: bool, returning: bool) -> str:
+    table = db_connection.ops.quote_name(Record._meta.db_table)
+    guard = "1 = 1"
+    if guarded:
+        guard = (
+            f"NOT EXISTS (SELECT 1 FROM {table} WHERE connection_id = %s AND kind = %s "  # noqa: S608
+            "AND commerce_entity_id = %s)"
+        )
+    return (
+        f"INSERT INTO {table} ({columns}) SELECT {expressions} WHERE {guard} "  # noqa: S608
+        "ON CONFLICT (connection_id, kind, commerce_entity_id) DO NOTHING" + (" RETURNING id" if returning else "")
+    )
+
+
+def record_fields(
+    *, connection: Connection, document: SalesDocument, source: str, serialised: bool = False
+) -> dict[str, Any]:
+    """A new record's field values (by attname) for a document: for Record(**fields) or record_insert_statement
+    (`serialised`: the document as JSON text, which only record_insert_statement takes)."""
+    return {
+        "connection_id": connection.pk,
+        "kind": document.kind,
+        "commerce_entity_id": document.entity_id,
+        "commerce_number": document.increment_id,
+        "commerce_order_id": document.order_entity_id,
+        "source": source,
+        "document": JsonText(document.to_json_text()) if serialised else document.to_json(),
+        "document_date": document.created_at,
+        "grand_total": document.grand_total,
+        "currency": document.currency,
+    }
+
+
+def record_received_event(*, document: SalesDocument, source: str, created: bool = True) -> dict[str, Any]:
+    """The audit event of a record's arrival (or of a duplicate), for audit_record or audit_insert_from."""
+    return {
+        "action": "record.received" if created else "record.duplicate",
+        "target_type": Record._meta.label_lower,
+        "outcome": AuditEvent.Outcome.SUCCESS if created else AuditEvent.Outcome.INFO,
+        "message": (
+            f"{document.kind} {document.increment_id} received via {source}"
+            if created
+            else f"{document.kind} {document.increment_id} already known; nothing new created"
+        ),
+        "data": {"source": source, "grand_total": str(document.grand_total), "currency": document.currency},
+    }
+
+
+def record_claim(*, record_id: int, worker: str = "", now: datetime | None = None) -> Record | None:
+    """Take the record's lease if it is due and nobody holds it. Returns None when there is nothing to do
+    (already done, not due, or another worker holds it). One worker at a time per record."""
+    now = now or timezone.now()
+    worker = worker or lease_token()
+    lease = timedelta(seconds=settings.CONNECTOR_LEASE_SECONDS)
+    with transaction.atomic():
+        qs = Record.objects.filter(pk=record_id, state__in=Record.ACTIVE_STATES, next_attempt_at__lte=now)
+        qs = qs.filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        if connection_supports_skip_locked():
+            # Lock the record row only: locking the joined connection row too would make concurrent claims
+            # of other records of the same connection skip.
+            qs = qs.select_for_update(skip_locked=True, of=("self",))
+        record = qs.select_related("connection").first()
+        if record is None:
+            return None
+        updated = (
+            Record.objects.filter(pk=record.pk)
+            .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+            .update(lease_until=now + lease, leased_by=worker[:100])
+        )
+        if not updated:
+            return None
+    record.lease_until = now + lease
+    record.leased_by = worker[:100]
+    return record
+
+
+def connection_supports_skip_locked() -> bool:
+    from django.db import connection
+
+    return connection.features.has_select_for_update_skip_locked
+
+
+def record_renew_lease(*, record: Record, now: datetime | None = None) -> bool:
+    """Extend the lease this worker holds, right before a write to Fusion: the write then happens with a full
+    lease ahead, so no other worker can take the record mid-call. False when the lease was lost."""
+    now = now or timezone.now()
+    until = now + timedelta(seconds=settings.CONNECTOR_LEASE_SECONDS)
+    renewed = Record.objects.filter(pk=record.pk, leased_by=record.leased_by, lease_until__gt=now).update(
+        lease_until=until
+    )
+    if renewed:
+        record.lease_until = until
+    return bool(renewed)
+
+
+def record_release(*, record: Record) -> None:
+    Record.objects.filter(pk=record.pk, leased_by=record.leased_by).update(lease_until=None, leased_by="")
+    record.lease_until, record.leased_by = None, ""
+
+
+def record_retry_later(
+    *, record: Record, error: Exception, actor: str = "system:worker", now: datetime | None = None
+) -> Record:
+    """A transient failure: count the attempt and schedule the next one, or park when attempts run out."""
+    now = now or timezone.now()
+    conn = record.connection
+    attempts = record.attempts + 1
+    if attempts >= conn.retry_max_attempts:
+        return record_park(
+            record=record,
+            reason=f"Gave up after {attempts} attempts. Last error: {error}",
+            hint="Resolution: check that Fusion is reachable and healthy, then replay the record.",
+            actor=actor,
+            attempts=attempts,
+            error=error,
+        )
+    delay = backoff_delay(attempt=attempts, base=conn.retry_base_seconds, cap=conn.retry_cap_seconds)
+    retry_after = getattr(error, "retry_after", None)
+    if retry_after:
+        delay = max(delay, float(retry_after))
+    if isinstance(error, OutcomeUnknownError) or record.outcome_unknown:
+        # Give the system time to finish (or give up on) a write it may still be doing before the next
+        # attempt looks the document up: a look-up a second later could miss a create still in flight.
+        delay = max(delay, float(settings.CONNECTOR_UNKNOWN_OUTCOME_DELAY_SECONDS))
+    with transaction.atomic():
+        Record.objects.filter(pk=record.pk).update(
+            state=Record.State.RETRYING if record.state == Record.State.RECEIVED else record.state,
+            attempts=attempts,
+            next_attempt_at=now + timedelta(seconds=delay),
+            last_error=str(error)[:4000],
+            lease_until=None,
+            leased_by="",
+        )
+        audit_record(
+            action="record.retry_scheduled",
+            actor=actor,
+            connection=record.connection_id,
+            target=record,
+            outcome=AuditEvent.Outcome.RETRY,
+            message=f"Attempt {attempts} failed; next attempt in {delay:.0f} s",
+            data=_error_data(error) | {"attempt": attempts, "delay_seconds": round(delay, 1)},
+        )
+    record.refresh_from_db()
+    return record
+
+
+def record_transition(
+    *,
+    record: Record,
+    state: str,
+    action: str,
+    actor: Any,
+    message: str,
+    outcome: str = AuditEvent.Outcome.SUCCESS,
+    data: dict[str, Any] | None = None,
+    **fields: Any,
+) -> None:
+    """Move a record to `state` (and set `fields`) with its audit event, in one transaction."""
+    with transaction.atomic():
+        Record.objects.filter(pk=record.pk).update(state=state, **fields)
+        audit_record(
+            action=action,
+            actor=actor,
+            connection=record.connection_id,
+            target=record,
+            outcome=outcome,
+            message=message,
+            data=data,
+        )
+
+
+def record_park(
+    *,
+    record: Record,
+    reason: str,
+    hint: str,
+    actor: str = "system:worker",
+    attempts: int | None = None,
+    error: Exception | None = None,
+) -> Record:
+    """Park the record as NEEDS REVIEW with the reason and what to do about it."""
+    if not hint.startswith("Resolution:"):
+        hint = f"Resolution: {hint}"
+    with transaction.atomic():
+        Record.objects.filter(pk=record.pk).update(
+            state=Record.State.NEEDS_REVIEW,
+            last_error=reason[:4000],
+            resolution_hint=hint[:2000],
+            lease_until=None,
+            leased_by="",
+            attempts=attempts if attempts is not None else record.attempts,
+        )
+        audit_record(
+            action="record.needs_review",
+            actor=actor,
+            connection=record.connection_id,
+            target=record,
+            outcome=AuditEvent.Outcome.FAILURE,
+            message=reason,
+            data=(_error_data(error) if error else {}) | {"hint": hint},
+        )
+    record.refresh_from_db()
+    return record
+
+
+def _error_data(error: Exception | None) -> dict:
+    if error is None:
+        return {}
+    as_dict = getattr(error, "as_dict", None)
+    return as_dict() if callable(as_dict) else {"error": type(error).__name__, "message": str(error)}

@@ -1,0 +1,130 @@
+"""Wake-ups: messages that tell a worker to look at a record. Sent by task name, so nothing below `sync` imports
+a task module; losing one is harmless, since the relay finds due records in Postgres."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import threading
+import time
+
+from celery import current_app
+
+logger = logging.getLogger(__name__)
+
+PROCESS_RECORD = "connector.process_record"
+WAKE_RECORDS = "connector.wake_records"
+REFRESH_REFERENCE = "fusion.refresh_reference"
+
+
+def task_send(name: str, *args: object) -> bool:
+    """Queue the task `name` with these arguments (ids and scalars only). False when the broker is unavailable."""
+    try:
+        current_app.send_task(name, args=list(args), retry=False)
+    except Exception:  # broker down
+        logger.warning("Broker unavailable; %s not queued", name)
+        return False
+    return True
+
+
+def record_wake(*, record_id: int) -> None:
+    """Send a wake-up to a worker. Losing it is harmless: the relay finds due records in Postgres."""
+    records_wake(record_ids=[record_id])
+
+
+def records_wake(*, record_ids: list[int]) -> None:
+    """Wake workers for these records: one message per record, or, for many, one message that a worker fans
+    out (publishing costs the sender CPU; the web process should pay for one message, not hundreds)."""
+    if not record_ids:
+        return
+    try:
+        if len(record_ids) == 1:
+            current_app.send_task(PROCESS_RECORD, args=[record_ids[0]], retry=False)
+        else:
+            current_app.send_task(WAKE_RECORDS, args=[list(record_ids)], retry=False)
+    except Exception:  # broker down: the relay will pick the records up
+        logger.warning(
+            "Broker unavailable; %s record(s) wait for the relay", len(record_ids), extra={"record_ids": record_ids}
+        )
+
+
+class _Waker:
+    """Sends wake-ups from a background thread, off the request path. A broker that is down costs a publish
+    ~CELERY_BROKER_CONNECTION_TIMEOUT (seconds, even on a refused port): that must never hold up a Commerce
+    checkout. After a slow or failed publish, wake-ups are skipped for a few seconds; the relay picks those
+    records up from Postgres (the broker only carries wake-ups)."""
+
+    SLOW_SECONDS = 0.5
+    SKIP_SECONDS = 5.0
+    BATCH = 500
+    # A fifth of a second on top of a posting that takes seconds; at a few hundred orders a second per web
+    # process, five publishes a second instead of twenty.
+    LINGER_SECONDS = 0.2
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[int] = queue.Queue(maxsize=10_000)
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self.skip_until = 0.0
+        # A forked child (a gunicorn or Celery worker) has neither the parent's thread nor a use for its queue.
+        os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self) -> None:
+        self._queue = queue.Queue(maxsize=10_000)
+        self._lock = threading.Lock()
+        self._thread = None
+
+    def wake(self, record_id: int) -> None:
+        if time.monotonic() < self.skip_until:
+            return
+        self._ensure_thread()
+        with contextlib.suppress(queue.Full):  # a full queue: the relay will find the record
+            self._queue.put_nowait(record_id)
+
+    def flush(self, timeout: float = 10.0) -> None:
+        """Wait until queued wake-ups are sent (tests, shutdown)."""
+        deadline = time.monotonic() + timeout
+        while self._queue.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    def _ensure_thread(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="commerce-wake", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            # A publish costs about a millisecond of CPU, most of a request's own cost: under load, gather what
+            # arrives within a short linger and send it as one message (a worker fans it out). Sleep through
+            # the linger rather than wait on the queue: a waiting thread is woken by every put, which cost each
+            # request a thread switch and a GIL hand-over (bench/README.md); a sleeping one costs a put nothing.
+            time.sleep(self.LINGER_SECONDS)
+            while len(batch) < self.BATCH:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                if time.monotonic() >= self.skip_until:
+                    started = time.monotonic()
+                    records_wake(record_ids=batch)  # logs and swallows a broker error
+                    if time.monotonic() - started > self.SLOW_SECONDS:
+                        self.skip_until = time.monotonic() + self.SKIP_SECONDS
+            except Exception:  # never let the thread die
+                logger.exception("Wake-up of records %s failed", batch)
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+
+
+waker = _Waker()
+
+
+def wakeups_flush(timeout: float = 10.0) -> None:
+    waker.flush(timeout)

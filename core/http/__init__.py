@@ -1,0 +1,1 @@
+"""HTTP to the outside systems: the transport, reading answers, shared access tokens."""

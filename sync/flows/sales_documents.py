@@ -1,0 +1,390 @@
+"""The posting state machine of one record. A worker claims the record (row lock + lease), runs the next
+step, and records the outcome: posted, retry later, or parked for review. Every transition is audited."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from celery.exceptions import SoftTimeLimitExceeded
+from django.db import transaction
+from django.utils import timezone
+
+from audit.models import AuditEvent
+from audit.services import audit_record
+from commerce.client import CommerceClient
+from commerce.enrichment import record_enrich
+from commerce.payloads import order_document
+from commerce.search import SearchCriteria
+from connector.models import PLACEHOLDER_PREFIX, Connection, Record
+from connector.records import (
+    record_claim,
+    record_park,
+    record_release,
+    record_renew_lease,
+    record_retry_later,
+    record_transition,
+)
+from connector.selectors import order_of
+from core.errors import ConnectorError, OutcomeUnknownError, PermanentError, TransientError
+from fusion import fbdi, invoices
+from fusion.journals import journal_enqueue
+from fusion.reference import reference_check
+from fusion.throttle import paced_client
+from mappings.plans import plan_from_json, plan_to_json
+from mappings.services import plan_for_record
+
+from ..relay import relay_picked_up
+
+logger = logging.getLogger(__name__)
+ACTOR = "system:worker"
+
+
+class LeaseLost(Exception):
+    """This worker's lease ran out mid-step and another worker may hold the record now: touch nothing."""
+
+
+def record_process(*, record_id: int) -> str:
+    """Run the record's next step. Safe to call twice or concurrently: only the lease holder works."""
+    record = record_claim(record_id=record_id)
+    if record is None:
+        return "skipped"
+    relay_picked_up(record_id=record.pk)
+    try:
+        while True:
+            outcome = _step(record)
+            if outcome != "continue":
+                return outcome
+    except LeaseLost:
+        logger.warning(
+            "Lease on record %s ran out mid-step; leaving it to its new holder",
+            record.pk,
+            extra={"record_id": record.pk},
+        )
+        return "lease_lost"
+    except (OutcomeUnknownError, SoftTimeLimitExceeded) as exc:
+        # Killed by the time limit, the step may have been mid-write: treat it like a lost answer.
+        Record.objects.filter(pk=record.pk).update(outcome_unknown=True)
+        record.outcome_unknown = True
+        record_retry_later(record=record, error=exc, actor=ACTOR)
+        return "retry"
+    except TransientError as exc:
+        record_retry_later(record=record, error=exc, actor=ACTOR)
+        return "retry"
+    except PermanentError as exc:
+        record_park(record=record, reason=str(exc.message), hint=exc.hint or _hint_for(exc), actor=ACTOR, error=exc)
+        return "needs_review"
+    except Exception as exc:  # a defect or an unexpected answer: keep the record, retry, park when exhausted
+        logger.exception("Unexpected error processing record %s", record.pk, extra={"record_id": record.pk})
+        record_retry_later(record=record, error=exc, actor=ACTOR)
+        return "retry"
+    finally:
+        record_release(record=record)
+
+
+def _hint_for(exc: ConnectorError) -> str:
+    if exc.status in (401, 403):
+        return "Resolution: check the Fusion credentials and the integration user's roles, then replay."
+    return "Resolution: correct the data Fusion refused (see the message), then replay."
+
+
+def _step(record: Record) -> str:
+    record.refresh_from_db()
+    if record.state in (Record.State.RECEIVED, Record.State.RETRYING):
+        return _post_document(record)
+    if record.state == Record.State.INVOICE_POSTED:
+        return _journal(record)
+    return "done"
+
+
+def _post_document(record: Record) -> str:
+    connection = record.connection
+    policy = connection.invoice_event
+    if record.commerce_entity_id.startswith(PLACEHOLDER_PREFIX):
+        return _confirm_placeholder(record)
+    if record.kind == Record.Kind.ORDER and policy == Connection.InvoiceEvent.INVOICE:
+        posted_invoice = _posted_sibling(record, Record.Kind.INVOICE)
+        return _settle_without_posting(
+            record,
+            "Orders are not posted under the invoice policy: each Commerce invoice becomes the AR invoice.",
+            linked=posted_invoice,
+        )
+    if record.kind == Record.Kind.INVOICE and policy == Connection.InvoiceEvent.ORDER:
+        return _link_invoice_to_order(record)
+    if record.kind == Record.Kind.INVOICE:
+        # The policy was "order" when the order was posted: its AR invoice already bills this sale.
+        order = _posted_sibling(record, Record.Kind.ORDER)
+        if order is not None:
+            return _settle_without_posting(
+                record,
+                f"Order {order.commerce_number} was posted as {order.fusion_transaction_number} before the "
+                "invoice policy applied; this Commerce invoice is linked, not billed again.",
+                linked=order,
+            )
+    if record.kind == Record.Kind.ORDER:
+        invoice = _posted_sibling(record, Record.Kind.INVOICE)
+        if invoice is not None:
+            return _settle_without_posting(
+                record,
+                f"Commerce invoice {invoice.commerce_number} of this order was already posted as "
+                f"{invoice.fusion_transaction_number}; the order is linked, not billed again.",
+                linked=invoice,
+            )
+
+    fetched_order = None
+    if record.kind != Record.Kind.ORDER and record.commerce_order_id and order_of(record) is None:
+        # The order never reached us (no webhook yet, or it predates the connector): ask Commerce for it, so
+        # the invoice or credit memo bills the order's customer rather than a default.
+        fetched_order = order_document(CommerceClient.for_connection(connection).get_order(record.commerce_order_id))
+    # Store code, website, attribute sets and categories the rules match on: Commerce's payloads lack them.
+    document = record_enrich(record=record, order=fetched_order, actor=ACTOR)
+    plan = plan_for_record(record, order=fetched_order, document=document)
+    Record.objects.filter(pk=record.pk).update(plan=plan_to_json(plan))
+    if plan.problems:
+        record_park(record=record, reason=plan.problem_reason(), hint=plan.problem_hint(), actor=ACTOR)
+        return "needs_review"
+    if plan.total != plan.commerce_total:
+        record_park(
+            record=record,
+            reason=f"The plan totals {plan.total} but Commerce says {plan.commerce_total} "
+            f"(difference {plan.total - plan.commerce_total} {plan.currency}).",
+            hint="Resolution: check the order's lines, discounts and tax in Commerce and the mappings, then replay.",
+            actor=ACTOR,
+        )
+        return "needs_review"
+
+    client = paced_client(connection)
+    problems = _reference_problems(record, plan, client)
+    if problems:
+        record_park(
+            record=record,
+            reason=" ".join(p.message for p in problems),
+            hint="Resolution: " + " ".join(dict.fromkeys(p.resolution for p in problems)),
+            actor=ACTOR,
+        )
+        return "needs_review"
+
+    def remember(identity: invoices.Identity) -> None:
+        # Before the POST, with the lease renewed: a later attempt (or a replay after the mappings changed)
+        # looks up every identity a create was ever sent with, so it finds this one.
+        if not record_renew_lease(record=record):
+            raise LeaseLost()
+        if identity.as_json() not in record.posting_identities:
+            record.posting_identities = [*record.posting_identities, identity.as_json()]
+            Record.objects.filter(pk=record.pk).update(posting_identities=record.posting_identities)
+
+    known = tuple(invoices.Identity.from_json(i) for i in record.posting_identities)
+    posted = invoices.document_post(
+        client=client, plan=plan, complete=connection.complete_invoices, known=known, before_create=remember
+    )
+    if not posted.adopted and posted.transaction_number != plan.header.transaction_number:
+        # The transaction source numbers documents itself: look this one up by Fusion's number from now on.
+        remember(
+            invoices.Identity(
+                invoices.resource_for(plan),
+                posted.transaction_number,
+                plan.header.transaction_source,
+                plan.header.business_unit,
+            )
+        )
+    now = timezone.now()
+    with transaction.atomic():
+        updated = Record.objects.filter(pk=record.pk, leased_by=record.leased_by).update(
+            state=Record.State.INVOICE_POSTED,
+            fusion_transaction_id=posted.transaction_id,
+            fusion_transaction_number=posted.transaction_number,
+            outcome_unknown=False,
+            last_error="",
+            resolution_hint="",
+            posted_at=now,
+        )
+        if not updated:
+            # Another worker holds the record now; it will find this document by its look-up and adopt it.
+            raise LeaseLost()
+        kind = "credit memo" if plan.is_credit_memo else "AR invoice"
+        audit_record(
+            action="record.document_adopted" if posted.adopted else "record.document_posted",
+            actor=ACTOR,
+            connection=connection,
+            target=record,
+            message=(
+                f"Fusion already had {kind} {posted.transaction_number} (id {posted.transaction_id}); adopted it"
+                if posted.adopted
+                else f"{kind} {posted.transaction_number} created in Fusion (id {posted.transaction_id})"
+            ),
+            data={
+                "transaction_id": posted.transaction_id,
+                "transaction_number": posted.transaction_number,
+                "total": str(plan.total),
+                "currency": plan.currency,
+                "after_unknown_outcome": record.outcome_unknown,
+                "exchanges": client.take_exchanges(),
+            },
+        )
+    return "continue"
+
+
+def _reference_problems(record: Record, plan, client):
+    combinations = [d.combination for d in plan.distributions] if plan.distributions_mode == "manual" else []
+    if plan.journal_mode == Connection.JournalMode.SALES_JOURNAL:
+        combinations += [line.combination for line in plan.journal_lines]
+    return reference_check(
+        connection=record.connection,
+        client=client,
+        on=plan.header.accounting_date,
+        customer=(plan.header.bill_to_customer_number, plan.header.bill_to_site),
+        combinations=combinations,
+        segment_names=plan.segment_names,
+        delimiter=plan.delimiter,
+    )
+
+
+def _journal(record: Record) -> str:
+    connection = record.connection
+    plan = plan_from_json(record.plan) if record.plan else None
+    if connection.journal_mode != Connection.JournalMode.SALES_JOURNAL or plan is None or not plan.journal_lines:
+        return _mark_posted(record)
+    journal = fbdi.Journal(
+        name=f"{record.fusion_transaction_number} {record.get_kind_display()}",
+        description=f"Adobe Commerce {record.get_kind_display().lower()} {record.commerce_number}",
+        accounting_date=plan.header.accounting_date,
+        currency=plan.currency,
+        lines=[
+            fbdi.JournalLine(
+                combination=line.combination,
+                entered_dr=line.entered_dr if line.entered_dr else None,
+                entered_cr=line.entered_cr if line.entered_cr else None,
+                description=line.description,
+            )
+            for line in plan.journal_lines
+        ],
+    )
+    with transaction.atomic():
+        journal_enqueue(record=record, journal=journal, actor=ACTOR)
+        Record.objects.filter(pk=record.pk).update(state=Record.State.JOURNAL_PENDING)
+    return "done"
+
+
+def _mark_posted(record: Record) -> str:
+    record_transition(
+        record=record,
+        state=Record.State.POSTED,
+        action="record.posted",
+        actor=ACTOR,
+        message=f"Posted as {record.fusion_transaction_number}",
+        posted_at=timezone.now(),
+    )
+    return "done"
+
+
+def _settle_without_posting(record: Record, why: str, linked: Record | None = None) -> str:
+    record_transition(
+        record=record,
+        state=Record.State.LINKED,
+        action="record.linked",
+        actor=ACTOR,
+        message=why,
+        outcome=AuditEvent.Outcome.INFO,
+        data={"linked_record": linked.pk if linked else None},
+        linked_record=linked,
+        last_error="",
+        resolution_hint="",
+    )
+    return "done"
+
+
+def _posted_sibling(record: Record, kind: str) -> Record | None:
+    """The record of the other kind for the same Commerce order that already has a Fusion document."""
+    query = Record.objects.filter(connection=record.connection_id, kind=kind).exclude(fusion_transaction_id="")
+    if kind == Record.Kind.ORDER:
+        if not record.commerce_order_id:  # a document that does not name its order has no order sibling
+            return None
+        query = query.filter(commerce_entity_id=record.commerce_order_id)
+    else:
+        query = query.filter(commerce_order_id=record.commerce_entity_id)
+    return query.order_by("posted_at", "pk").first()
+
+
+def _wait(record: Record, reason: str, *, delay: timedelta, give_up_after: timedelta, hint: str) -> str:
+    """Wait for something outside this record (its order to post, Commerce to confirm it) without using up
+    the retry attempts meant for failures; park once it has waited too long."""
+    if timezone.now() - record.created_at > give_up_after:
+        record_park(
+            record=record,
+            reason=f"{reason} (waited since {record.created_at:%Y-%m-%d %H:%M} UTC)",
+            hint=hint,
+            actor=ACTOR,
+        )
+        return "needs_review"
+    record_transition(
+        record=record,
+        state=Record.State.RETRYING,
+        action="record.waiting",
+        actor=ACTOR,
+        message=reason,
+        outcome=AuditEvent.Outcome.INFO,
+        next_attempt_at=timezone.now() + delay,
+        last_error=reason[:4000],
+    )
+    return "waiting"
+
+
+def _link_invoice_to_order(record: Record) -> str:
+    """Under the order policy the AR invoice was made from the order; the Commerce invoice is linked, never
+    posted again. It waits until the order's AR invoice exists."""
+    order = _posted_sibling(record, Record.Kind.ORDER)
+    if order is None:
+        return _wait(
+            record,
+            f"Waiting for order {record.commerce_order_id or '?'} to be posted before linking this invoice",
+            delay=timedelta(minutes=5),
+            give_up_after=timedelta(days=7),
+            hint="Resolution: post (or replay) the order this invoice belongs to; the invoice then links to it.",
+        )
+    return _settle_without_posting(
+        record,
+        f"Commerce invoice {record.commerce_number} belongs to order {order.commerce_number}, posted as "
+        f"{order.fusion_transaction_number}; linked, not posted again.",
+        linked=order,
+    )
+
+
+def _confirm_placeholder(record: Record) -> str:
+    """An order known only by its number came from a "before" hook: the order may never be placed (payment
+    declined, another hook refused it). It is posted only once Commerce has it: then it takes the real entity
+    id (and Commerce's saved version of the order), or, when a record with that id exists, merges into it."""
+    number = record.commerce_entity_id.removeprefix(PLACEHOLDER_PREFIX)
+    client = CommerceClient.for_connection(record.connection)
+    found = next(
+        iter(client.iter_search("orders", SearchCriteria().where("increment_id", number).page(1, size=1))), None
+    )
+    if found is None:
+        return _wait(
+            record,
+            f"Order {number} came from a before-placement hook and Commerce does not have it (yet)",
+            delay=timedelta(minutes=2),
+            give_up_after=timedelta(hours=24),
+            hint="Resolution: if the order was never placed (payment declined, checkout abandoned), mark this "
+            "record ignored; if it exists in Commerce, replay.",
+        )
+    document = order_document(found)
+    with transaction.atomic():
+        existing = Record.objects.filter(
+            connection=record.connection_id, kind=Record.Kind.ORDER, commerce_entity_id=document.entity_id
+        ).first()
+        if existing is not None:
+            _settle_without_posting(
+                record, f"Order {number} is record {existing.pk} (entity {document.entity_id}); merged", existing
+            )
+            return "done"
+        Record.objects.filter(pk=record.pk).update(
+            commerce_entity_id=document.entity_id, document=document.to_json(), grand_total=document.grand_total
+        )
+        audit_record(
+            action="record.confirmed",
+            actor=ACTOR,
+            connection=record.connection_id,
+            target=record,
+            message=f"Commerce confirmed order {number} as entity {document.entity_id}",
+        )
+    return "continue"

@@ -1,0 +1,115 @@
+"""Thin Celery doors: ids in, one service call, safe to run twice. Task names are the wire protocol (stored beat
+schedules and queued messages name them), so they keep the names they were first published under."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import Task, shared_task
+
+from commerce.backfill import backfill_run
+from commerce.deliveries import deliveries_purge
+from connector.models import Connection
+from connector.wakeups import record_wake
+from core.errors import ConnectorError
+from core.locks import single_run
+from fusion.journals import journals_ship
+from fusion.reference import reference_refresh
+from fusion.throttle import paced_client
+from mappings.selectors import segment_layout_on
+
+from . import relay
+from .flows.sales_documents import record_process
+
+logger = logging.getLogger(__name__)
+
+BACKFILL_LOCK_SECONDS = 600
+SHIP_LOCK_SECONDS = 600
+
+
+def fan_out_per_connection(task: Task) -> int:
+    """Beat's fan-out: send `task(connection_id)` once for every enabled connection, each on its own, so one slow
+    or failing connection does not hold up the others. Returns how many were sent."""
+    ids = list(Connection.objects.filter(enabled=True).values_list("pk", flat=True))
+    for connection_id in ids:
+        task.apply_async(args=[connection_id], retry=False)
+    return len(ids)
+
+
+@shared_task(name="connector.process_record", ignore_result=True)
+def process_record(record_id: int) -> str:
+    return record_process(record_id=record_id)
+
+
+@shared_task(name="connector.wake_records", ignore_result=True)
+def wake_records(record_ids: list[int]) -> int:
+    """A batch of wake-ups from a web process, fanned out as one process_record message per record."""
+    for record_id in record_ids:
+        record_wake(record_id=record_id)
+    return len(record_ids)
+
+
+@shared_task(name="connector.relay", ignore_result=True)
+def relay_due_records() -> int:
+    return relay.relay_due(limit=500)
+
+
+@shared_task(name="commerce.backfill_all", ignore_result=True)
+def backfill_all() -> int:
+    """Beat: one backfill task per enabled connection."""
+    return fan_out_per_connection(backfill_connection)
+
+
+@shared_task(name="commerce.backfill_connection", ignore_result=True)
+def backfill_connection(connection_id: int) -> str:
+    connection = Connection.objects.filter(pk=connection_id, enabled=True).first()
+    if connection is None:
+        return "connection missing or disabled"
+    with single_run(f"commerce:backfill:{connection_id}", seconds=BACKFILL_LOCK_SECONDS) as mine:
+        if not mine:  # the previous run is still going
+            return "already running"
+        try:
+            result = backfill_run(connection=connection, actor="system:backfill")
+        except ConnectorError as exc:  # audited by the service; the next beat tick tries again
+            logger.warning("Backfill of %s failed: %s", connection.slug, exc, extra={"connection_id": connection_id})
+            return f"failed: {type(exc).__name__}"
+    return f"{result.created} new, {result.known} known, {result.unreadable} unreadable"
+
+
+@shared_task(name="commerce.purge_bodies", ignore_result=True)
+def purge_bodies() -> int:
+    return deliveries_purge()
+
+
+@shared_task(name="fusion.ship_journals", ignore_result=True)
+def ship_journals() -> str:
+    """Beat: close due batches, submit closed ones, follow running imports. One shipper at a time."""
+    with single_run("fusion:ship-journals", seconds=SHIP_LOCK_SECONDS) as mine:
+        if not mine:
+            return "already running"
+        counts = journals_ship()
+    return f"{counts['closed']} closed, {counts['submitted']} submitted, {counts['polled']} polled"
+
+
+@shared_task(name="fusion.refresh_reference_all", ignore_result=True)
+def refresh_reference_all() -> int:
+    """Beat: one reference refresh task per enabled connection."""
+    return fan_out_per_connection(refresh_reference)
+
+
+@shared_task(name="fusion.refresh_reference", ignore_result=True)
+def refresh_reference(connection_id: int) -> str:
+    connection = Connection.objects.filter(pk=connection_id, enabled=True).first()
+    if connection is None:
+        return "connection missing or disabled"
+    names, delimiter = segment_layout_on(connection)
+    try:
+        counts = reference_refresh(
+            connection=connection, client=paced_client(connection), segment_names=names, delimiter=delimiter
+        )
+    except ConnectorError as exc:
+        logger.warning(
+            "Reference refresh of %s failed: %s", connection.slug, exc, extra={"connection_id": connection_id}
+        )
+        return f"failed: {type(exc).__name__}"
+    return f"{counts['sites']} sites, {counts['combinations']} combinations"

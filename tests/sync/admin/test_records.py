@@ -1,0 +1,113 @@
+"""The Finance view of records: review first, reason and hint, plan preview, replay and ignore, timeline."""
+
+import pytest
+import responses
+from django.contrib.auth.models import Group, Permission, User
+from django.urls import reverse
+
+from audit.models import AuditEvent
+from connector.groups import GROUP_FINANCE
+from connector.models import Record
+from connector.records import record_accept, record_park
+from tests.factories import make_connection
+from tests.posting import order_document, seed_mappings
+
+pytestmark = pytest.mark.django_db
+CHANGELIST = "admin:connector_record_changelist"
+
+
+@pytest.fixture
+def finance(client):
+    user = User.objects.create_user("fiona", password="pw", is_staff=True)
+    user.groups.add(Group.objects.get(name=GROUP_FINANCE))
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def records(db):
+    connection = make_connection()
+    seed_mappings(connection)
+    posted = record_accept(connection=connection, document=order_document("1")).record
+    Record.objects.filter(pk=posted.pk).update(state=Record.State.POSTED, fusion_transaction_number="MAG-00001")
+    parked = record_accept(connection=connection, document=order_document("2")).record
+    record_park(
+        record=parked,
+        reason="Fusion has no active customer account 4040.",
+        hint="Resolution: correct the customer mapping, then replay.",
+    )
+    return posted, parked
+
+
+def test_records_needing_review_come_first_with_reason_and_hint(finance, records):
+    posted, parked = records
+    page = finance.get(reverse(CHANGELIST)).content.decode()
+    assert page.index("00002") < page.index("00001")
+    assert "Fusion has no active customer account 4040." in page
+    assert "Resolution: correct the customer mapping" in page
+
+
+def test_record_page_shows_plan_payload_and_timeline_without_calling_fusion(finance, records):
+    _, parked = records
+    with responses.RequestsMock():  # any HTTP call would fail the test
+        page = finance.get(reverse("admin:connector_record_change", args=[parked.pk])).content.decode()
+    assert "Posting plan: MAG-00002" in page
+    assert "01-000-4110-0000-000" in page  # the revenue account the plan would use
+    assert "record.received" in page and "record.needs_review" in page
+    assert "LAP-15" in page  # the original document
+
+
+def test_preview_action_renders_plans_and_sends_nothing(finance, records):
+    posted, parked = records
+    with responses.RequestsMock():
+        response = finance.post(
+            reverse(CHANGELIST), {"action": "preview_posting", "_selected_action": [parked.pk, posted.pk]}
+        )
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "Nothing has been sent to Fusion" in page and page.count("Posting plan:") == 2
+
+
+def test_bulk_replay_records_who_and_why(finance, records):
+    _, parked = records
+    finance.post(
+        reverse(CHANGELIST),
+        {"action": "replay", "_selected_action": [parked.pk], "reason": "customer 4040 created in Fusion"},
+    )
+    parked.refresh_from_db()
+    assert parked.state == Record.State.RECEIVED and parked.attempts == 0
+    event = AuditEvent.objects.get(action="record.replayed")
+    assert event.actor == "fiona" and event.message == "customer 4040 created in Fusion"
+
+
+def test_single_replay_and_ignore_from_the_record_page(finance, records):
+    _, parked = records
+    url = reverse("admin:connector_record_decide", args=[parked.pk])
+    assert "Replay" in finance.get(url).content.decode()
+    finance.post(url, {"ignore": "1", "reason": ""})
+    parked.refresh_from_db()
+    assert parked.state == Record.State.NEEDS_REVIEW  # ignoring needs a reason
+    finance.post(url, {"ignore": "1", "reason": "test order, never shipped"})
+    parked.refresh_from_db()
+    assert parked.state == Record.State.IGNORED
+    assert AuditEvent.objects.filter(action="record.ignored", message="test order, never shipped").exists()
+
+
+def test_a_posted_record_cannot_be_replayed(finance, records):
+    posted, _ = records
+    finance.post(reverse(CHANGELIST), {"action": "replay", "_selected_action": [posted.pk], "reason": "again"})
+    posted.refresh_from_db()
+    assert posted.state == Record.State.POSTED
+    assert not AuditEvent.objects.filter(action="record.replayed").exists()
+
+
+def test_a_viewer_without_replay_permission_cannot_replay(client, records):
+    _, parked = records
+    user = User.objects.create_user("victor", password="pw", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_record"))
+    client.force_login(user)
+    assert client.get(reverse(CHANGELIST)).status_code == 200
+    assert client.post(reverse("admin:connector_record_decide", args=[parked.pk]), {"reason": "x"}).status_code == 403
+    client.post(reverse(CHANGELIST), {"action": "replay", "_selected_action": [parked.pk], "reason": "x"})
+    parked.refresh_from_db()
+    assert parked.state == Record.State.NEEDS_REVIEW
