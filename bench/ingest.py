@@ -1,4 +1,4 @@
-"""Benchmark of the Commerce webhook receiver (issue 4).
+"""Benchmark of the Commerce webhook receiver.
 
 Drives signed, distinct order webhooks at 16 concurrent connections against
   * the connector: gunicorn + config.wsgi + PostgreSQL (database bench_ingest, migrated here), and
@@ -441,7 +441,7 @@ def _drain_wakeups(broker: str) -> None:
     try:
         import redis
 
-        redis.Redis.from_url(broker).delete("celery")
+        redis.Redis.from_url(broker).delete("posting", "sync", "journals", "celery")
     except Exception as exc:  # a leftover queue is harmless
         log(f"could not drain the benchmark wake-ups: {exc}")
 

@@ -1,6 +1,6 @@
 """Commerce payloads -> SalesDocument.
 
-Three envelopes arrive (reference/commerce.md §1.4, §2):
+Three envelopes arrive:
 * observer hooks `{"eventName": ..., "data": {"order"|"invoice"|"creditmemo": {...}, "data_object": {...}}}`;
 * plugin hooks, the method arguments by name: `{"order": {...}}`, `{"entity": {...}}`, maybe `"result"`;
 * Adobe I/O Events CloudEvents `{"specversion", "type": "com.adobe.commerce.observer.<event>", "data": {"value"}}`.
@@ -11,7 +11,7 @@ REST answers (the backfill) have the same entity shapes and go through the same 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -21,7 +21,8 @@ from connector.documents import Customer, SalesDocument, SalesLine, quantize
 
 ORDER, INVOICE, CREDIT_MEMO = "order", "invoice", "creditmemo"
 
-# Hook and event names (reference/commerce.md §1.3), with the document kind each one carries.
+# Hook and event names Commerce sends for orders, invoices and credit memos, with the document kind each one
+# carries.
 EVENT_KINDS: dict[str, str] = {
     "observer.sales_order_place_after": ORDER,
     "observer.sales_order_place_before": ORDER,
@@ -73,32 +74,44 @@ def envelope_parse(payload: Any, *, hint: str = "") -> Envelope:
     if not isinstance(payload, dict):
         raise UnreadablePayload("the body is JSON but not an object")
     if "specversion" in payload and isinstance(payload.get("type"), str):
-        name = payload["type"]
-        if name.startswith(IO_EVENTS_PREFIX):
-            name = name[len(IO_EVENTS_PREFIX) :]
-        data = payload.get("data")
-        entity = data.get("value") if isinstance(data, dict) else None
-        kind = EVENT_KINDS.get(name)
-        if kind and not isinstance(entity, dict):
-            raise UnreadablePayload(f"{payload['type']} has no data.value object")
-        return Envelope(name, kind, entity if isinstance(entity, dict) else None, str(payload.get("id") or ""))
+        return _cloud_event(payload)
     if isinstance(payload.get("eventName"), str):
-        name = payload["eventName"]
-        if not name.startswith(("observer.", "plugin.")):
-            name = f"observer.{name}"
-        kind = EVENT_KINDS.get(name)
-        if kind is None:
-            return Envelope(name, None, None)
-        data = payload.get("data")
-        if not isinstance(data, dict):
-            raise UnreadablePayload(f"{name} has no data object")
-        for key in (*_ENTITY_KEYS[kind], "data_object"):
-            if isinstance(data.get(key), dict):
-                return Envelope(name, kind, data[key])
-        wanted = _ENTITY_KEYS[kind][0]
-        raise UnreadablePayload(f"{name} carries no {kind} (looked for data.{wanted} and data.data_object)")
-    # Plugin hooks: the arguments by parameter name; an "after" plugin also gets the saved entity as "result"
-    # (with its entity_id, which a "before" plugin's argument does not have yet).
+        return _observer_event(payload)
+    return _plugin_call(payload, hint)
+
+
+def _cloud_event(payload: dict[str, Any]) -> Envelope:
+    """An Adobe I/O Events CloudEvent: the entity is data.value."""
+    name = payload["type"].removeprefix(IO_EVENTS_PREFIX)
+    data = payload.get("data")
+    entity = data.get("value") if isinstance(data, dict) else None
+    kind = EVENT_KINDS.get(name)
+    if kind and not isinstance(entity, dict):
+        raise UnreadablePayload(f"{payload['type']} has no data.value object")
+    return Envelope(name, kind, entity if isinstance(entity, dict) else None, str(payload.get("id") or ""))
+
+
+def _observer_event(payload: dict[str, Any]) -> Envelope:
+    """An observer hook: the entity is data.<kind> (or data.data_object)."""
+    name = payload["eventName"]
+    if not name.startswith(("observer.", "plugin.")):
+        name = f"observer.{name}"
+    kind = EVENT_KINDS.get(name)
+    if kind is None:
+        return Envelope(name, None, None)
+    data = payload.get("data")
+    if not isinstance(data, dict):
+        raise UnreadablePayload(f"{name} has no data object")
+    for key in (*_ENTITY_KEYS[kind], "data_object"):
+        if isinstance(data.get(key), dict):
+            return Envelope(name, kind, data[key])
+    wanted = _ENTITY_KEYS[kind][0]
+    raise UnreadablePayload(f"{name} carries no {kind} (looked for data.{wanted} and data.data_object)")
+
+
+def _plugin_call(payload: dict[str, Any], hint: str) -> Envelope:
+    """A plugin hook: the method's arguments by parameter name; an "after" plugin also gets the saved entity as
+    "result" (with its entity_id, which a "before" plugin's argument does not have yet)."""
     result = payload.get("result") if isinstance(payload.get("result"), dict) else None
     for kind, keys in _ENTITY_KEYS.items():
         for key in keys:
@@ -108,7 +121,7 @@ def envelope_parse(payload: Any, *, hint: str = "") -> Envelope:
                 if result is not None and _text(result.get("entity_id")) and "items" in result:
                     entity = result
                 return Envelope(name, kind, entity)
-    entity = payload.get("entity") if isinstance(payload.get("entity"), dict) else payload.get("result")
+    entity = payload.get("entity") if isinstance(payload.get("entity"), dict) else result
     if isinstance(entity, dict):
         kind = EVENT_KINDS.get(hint) or _guess_kind(entity)
         if kind is None:
@@ -479,12 +492,3 @@ def document_from_entity(kind: str, entity: Mapping[str, Any]) -> SalesDocument:
         raise
     except (KeyError, TypeError, AttributeError, ValueError) as exc:  # a shape we did not foresee
         raise UnreadablePayload(f"the {kind} could not be read ({type(exc).__name__})") from exc
-
-
-def entity_number(entity: Mapping[str, Any] | None) -> str:
-    """The increment id as the document will carry it."""
-    return _text((entity or {}).get("increment_id"))
-
-
-def entity_ids(entities: Iterable[Mapping[str, Any]]) -> list[str]:
-    return [_text(e.get("entity_id") or e.get("id")) for e in entities]

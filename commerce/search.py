@@ -1,6 +1,6 @@
 """Adobe Commerce `searchCriteria` as flat query parameters:
 `searchCriteria[filter_groups][0][filters][0][field]=updated_at&...[value]=...&...[condition_type]=gteq`.
-Filters inside one group are OR'd, groups are AND'd (reference/commerce.md section 4.2)."""
+Filters inside one group are OR'd, groups are AND'd (Adobe's "Search using REST endpoints")."""
 
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
-"""Webhook signature verification, per connection and pluggable (DESIGN.md "Decisions").
+"""Webhook signature verification, per connection and pluggable.
 
 Three schemes, each with any number of active keys so keys can rotate without downtime:
 * HMAC-SHA256 of the raw body, in a configurable header, hex or base64, with an optional prefix;
 * Adobe Commerce native: `x-adobe-commerce-webhook-signature` = base64(RSA-PKCS1v15-SHA256 over
-  base64(raw body)) (reference/commerce.md §1.6: Commerce signs Base64Json::serialize(payload));
+  base64(raw body)) (Commerce signs Base64Json::serialize(payload) with openssl_sign, SHA-256);
 * Adobe I/O Events: `x-adobe-digital-signature-1`/`-2`, base64 RSA-SHA256 over the raw body; either verifies.
 
 Keys are parsed once per connection and cached in-process for a few seconds, so a request never parses a PEM.

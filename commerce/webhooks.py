@@ -1,6 +1,6 @@
 """The Commerce webhook receiver: POST /webhooks/commerce/<slug>/.
 
-Commerce webhooks are synchronous and never retried (reference/commerce.md §1.4-1.5): answer in milliseconds,
+Commerce webhooks are synchronous (the checkout waits) and never retried by Commerce: answer in milliseconds,
 store before answering, refuse anything unsigned. A plain Django view on purpose: the raw body is needed for
 the signatures, and every millisecond here is a millisecond of somebody's checkout.
 

@@ -3,6 +3,7 @@ one Commerce document to Fusion."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from zoneinfo import available_timezones
 
 from django.core.exceptions import ValidationError
@@ -145,29 +146,39 @@ class Connection(models.Model):
 
     def clean(self) -> None:
         errors: dict[str, list[str]] = {}
+        self._clean_fusion(errors)
+        self._clean_commerce(errors)
+        self._clean_posting(errors)
+        if errors:
+            raise ValidationError(errors)
 
-        def check(field: str, validator, value) -> None:
-            try:
-                setattr(self, field, validator(value))
-            except ValidationError as exc:
-                errors.setdefault(field, []).extend(exc.messages)
+    def _check_url(self, errors: dict[str, list[str]], field: str, validator: Callable[[str], str]) -> None:
+        try:
+            setattr(self, field, validator(getattr(self, field)))
+        except ValidationError as exc:
+            errors.setdefault(field, []).extend(exc.messages)
 
-        check("fusion_base_url", endpoints.validate_fusion_base_url, self.fusion_base_url)
+    def _clean_fusion(self, errors: dict[str, list[str]]) -> None:
+        self._check_url(errors, "fusion_base_url", endpoints.validate_fusion_base_url)
         if self.fusion_auth == self.FusionAuth.OAUTH2:
-            check("fusion_token_url", endpoints.validate_identity_token_url, self.fusion_token_url)
+            self._check_url(errors, "fusion_token_url", endpoints.validate_identity_token_url)
             if not self.fusion_client_id:
                 errors.setdefault("fusion_client_id", []).append("OAuth 2.0 needs the client id.")
         elif not self.fusion_username:
             errors.setdefault("fusion_username", []).append("Basic auth needs the Fusion username.")
+
+    def _clean_commerce(self, errors: dict[str, list[str]]) -> None:
         if self.commerce_deployment == self.Deployment.SAAS:
-            check("commerce_base_url", endpoints.validate_commerce_saas_base_url, self.commerce_base_url)
-            check("commerce_ims_token_url", endpoints.validate_ims_token_url, self.commerce_ims_token_url)
+            self._check_url(errors, "commerce_base_url", endpoints.validate_commerce_saas_base_url)
+            self._check_url(errors, "commerce_ims_token_url", endpoints.validate_ims_token_url)
             if not self.commerce_client_id:
                 errors.setdefault("commerce_client_id", []).append("SaaS needs the IMS client id.")
         else:
-            check("commerce_base_url", endpoints.validate_commerce_paas_base_url, self.commerce_base_url)
+            self._check_url(errors, "commerce_base_url", endpoints.validate_commerce_paas_base_url)
             if not self.commerce_consumer_key:
                 errors.setdefault("commerce_consumer_key", []).append("PaaS needs the integration's consumer key.")
+
+    def _clean_posting(self, errors: dict[str, list[str]]) -> None:
         if self.time_zone not in available_timezones():
             errors.setdefault("time_zone", []).append(
                 f"{self.time_zone!r} is not a known time zone (e.g. Europe/Paris)."
@@ -180,8 +191,6 @@ class Connection(models.Model):
                     errors.setdefault(field, []).append(
                         "The sales journal needs a ledger, journal source and category."
                     )
-        if errors:
-            raise ValidationError(errors)
 
     @property
     def fusion_api_root(self) -> str:

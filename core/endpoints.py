@@ -1,5 +1,5 @@
-"""Which hosts the connector may call (DESIGN.md invariant 6). URLs are built from a validated base and
-known resource paths only."""
+"""Which hosts the connector may call: the Fusion pod and its identity domain, Adobe's Commerce and IMS hosts, and a
+PaaS store's own https base. URLs are built from a validated base and known resource paths only."""
 
 from __future__ import annotations
 
@@ -126,13 +126,3 @@ def checked_url(validate: Callable[[str], str], url: str, *, hint: str) -> str:
         return validate(url)
     except ValidationError as exc:
         raise PermanentError(" ".join(exc.messages), hint=hint)
-
-
-def same_origin(url: str, base: str) -> bool:
-    """A link returned by a system is followed only when it has the origin of the validated base."""
-    a, b = urlsplit(url), urlsplit(base)
-    return (a.scheme, (a.hostname or "").lower(), a.port) == (
-        b.scheme,
-        (b.hostname or "").lower(),
-        b.port,
-    ) and "@" not in a.netloc

@@ -67,7 +67,3 @@ class NotFoundError(PermanentError):
 
 class ValidationRejectedError(PermanentError):
     """The system refused the content (400/409/422)."""
-
-
-class MappingMissingError(PermanentError):
-    pass

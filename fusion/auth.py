@@ -16,7 +16,7 @@ from core.http.answers import oauth_token_error
 from core.http.tokens import ClientCredentialsAuth
 
 ISSUER = "The Fusion identity domain"
-DEFAULT_LIFETIME = 3600.0  # seconds; what the identity domain issues (reference/fusion.md section 2b)
+DEFAULT_LIFETIME = 3600.0  # seconds: an identity domain's access tokens last an hour unless it says otherwise
 
 
 def fusion_token_error(response: requests.Response, *, scope: str) -> ConnectorError | None:

@@ -7,7 +7,7 @@ import logging
 import re
 from collections.abc import Iterator
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -20,8 +20,9 @@ from core.http.answers import error_payload, json_of, status_error, text_detail
 from core.http.transport import SystemClient, Transport, new_session
 from core.redaction import redact_text, redact_url
 
+from .answers import EssJob, ImportJob, ReceivablesDocument
 from .auth import FusionBasicAuth, fusion_auth_for
-from .query import fields_param
+from .query import fields_param, q_expr
 from .query import order_by as order_by_param
 
 logger = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ HEADERS = {
     "REST-Framework-Version": REST_FRAMEWORK_VERSION,
 }
 CONTEXT_ROOTS = ("fscmRestApi", "crmRestApi")
+RECEIVABLES_LOOKUP_FIELDS = "CustomerTransactionId,TransactionNumber,TransactionSource,BusinessUnit,CrossReference"
 _VERSION = re.compile(r"^(\d+(\.\d+)*|latest)$")
 _SEGMENT = re.compile(r"^[A-Za-z0-9_\-.~$@,=:]+$")
 _PRIVILEGE_HINTS = {
@@ -99,6 +101,41 @@ def fusion_error(response: requests.Response, *, basic_auth: bool = False) -> Co
         auth_hint=auth_hint,
         forbidden_hint=forbidden_hint,
     )
+
+
+class FusionApi(Protocol):
+    """What the flows call Fusion through: the client itself, or the client paced by the connection's call
+    ceiling (fusion.throttle.PacedClient)."""
+
+    @property
+    def exchanges(self) -> list[dict[str, Any]]: ...
+
+    def take_exchanges(self) -> list[dict[str, Any]]: ...
+
+    def ensure_token(self, *, fresh: bool = False) -> None: ...
+
+    def get(self, resource: str, params: dict[str, Any] | None = None) -> dict[str, Any]: ...
+
+    def iter_items(
+        self,
+        resource: str,
+        *,
+        q: str | None = None,
+        order_by: str,
+        fields: str | None = None,
+        page_size: int = ...,
+        params: dict[str, Any] | None = None,
+    ) -> Iterator[dict[str, Any]]: ...
+
+    def find_receivables(
+        self, resource: str, *, number: str, source: str, business_unit: str
+    ) -> list[ReceivablesDocument]: ...
+
+    def create_receivables(self, resource: str, payload: dict[str, Any]) -> ReceivablesDocument: ...
+
+    def import_bulk_data(self, payload: dict[str, Any]) -> ImportJob: ...
+
+    def ess_job_status(self, request_id: str) -> EssJob: ...
 
 
 class FusionClient(SystemClient):
@@ -178,20 +215,6 @@ class FusionClient(SystemClient):
         OutcomeUnknownError, and the caller looks the document up before trying again."""
         return self._call("POST", self.url_for(resource), json=json)
 
-    def patch(self, resource: str, json: dict[str, Any]) -> dict[str, Any]:
-        """PATCH (update). Never retried here, like POST."""
-        return self._call("PATCH", self.url_for(resource), json=json)
-
-    def follow(self, href: str) -> dict[str, Any]:
-        """GET a `links[].href` the system returned, only when it has the origin of the connection's base URL."""
-        if not isinstance(href, str) or not endpoints.same_origin(href, self.base_url):
-            raise PermanentError(
-                f"Refusing to follow a link to another host: {redact_url(str(href))}",
-                hint="Fusion returned a link outside the connection's base URL; links are followed on the same "
-                "origin only.",
-            )
-        return self._call("GET", href)
-
     def iter_items(
         self,
         resource: str,
@@ -229,3 +252,35 @@ class FusionClient(SystemClient):
                 logger.warning("Fusion said hasMore on an empty page of %s at offset %s; stopping", resource, offset)
                 return
             offset += len(items)
+
+    # --- Receivables and ERP integrations ----------------------------------------------------------------
+
+    def find_receivables(
+        self, resource: str, *, number: str, source: str, business_unit: str
+    ) -> list[ReceivablesDocument]:
+        """The `receivablesInvoices` or `receivablesCreditMemos` documents with this TransactionNumber in this
+        source and business unit (Fusion's `q` compares loosely: rows with another number are dropped)."""
+        q = q_expr(
+            ("TransactionNumber", "=", number), ("TransactionSource", "=", source), ("BusinessUnit", "=", business_unit)
+        )
+        answer = self.get(resource, params={"q": q, "onlyData": "true", "fields": RECEIVABLES_LOOKUP_FIELDS})
+        rows = [row for row in answer.get("items") or [] if isinstance(row, dict)]
+        return [ReceivablesDocument.from_row(row) for row in rows if str(row.get("TransactionNumber")) == number]
+
+    def create_receivables(self, resource: str, payload: dict[str, Any]) -> ReceivablesDocument:
+        """POST one invoice or credit memo. Never retried here: a lost answer raises OutcomeUnknownError."""
+        answer = self.post(resource, json=payload)
+        if answer.get("CustomerTransactionId") in (None, ""):
+            raise PermanentError("Fusion accepted the document but returned no CustomerTransactionId")
+        document = ReceivablesDocument.from_row(answer)
+        if not document.transaction_number:
+            document = ReceivablesDocument(document.transaction_id, str(payload.get("TransactionNumber") or ""))
+        return document
+
+    def import_bulk_data(self, payload: dict[str, Any]) -> ImportJob:
+        """`erpintegrations` `importBulkData`: upload a file and start its import; the answer names the ESS job."""
+        return ImportJob.from_answer(self.post("erpintegrations", json=payload))
+
+    def ess_job_status(self, request_id: str) -> EssJob:
+        answer = self.get("erpintegrations", params={"finder": f"ESSJobStatusRF;requestId={request_id}"})
+        return EssJob.from_answer(request_id, answer)

@@ -1,5 +1,6 @@
 """GlInterface.csv for Fusion's Journal Import (FBDI): positional, no header row, 149 columns.
-Pure functions: entries in, file bytes out (reference/fusion.md §5 and sample B)."""
+Pure functions: entries in, file bytes out: a zipped GlInterface.csv in the GL_INTERFACE column order and the
+`erpintegrations` importBulkData body that loads it with the JournalImportLauncher job."""
 
 from __future__ import annotations
 

@@ -4,6 +4,7 @@ preceded by a look-up on TransactionNumber, source and business unit."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -12,11 +13,10 @@ from connector.documents import quantize
 from core.errors import PermanentError, ValidationRejectedError
 from mappings.rules import PostingPlan
 
-from .query import q_expr
+from .client import FusionApi
 
 INVOICES = "receivablesInvoices"
 CREDIT_MEMOS = "receivablesCreditMemos"
-LOOKUP_FIELDS = "CustomerTransactionId,TransactionNumber,TransactionSource,BusinessUnit,CrossReference"
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,7 @@ def _credit_lines(plan: PostingPlan) -> list[dict[str, Any]]:
 
 def credit_memo_payload(plan: PostingPlan) -> dict[str, Any]:
     """An on-account credit memo: amounts negative, naming the credited invoice in the cross-reference and
-    comments (reference/fusion.md §4: applying to a specific invoice over REST is not documented). It is
+    comments (Oracle documents on-account credit memos over REST, not applying one to an invoice). It is
     left as Fusion's transaction type makes it: InvoiceStatus is not a documented credit-memo attribute."""
     header = plan.header
     original = header.original_invoice_number
@@ -203,25 +203,21 @@ def cross_reference_of(plan: PostingPlan) -> str:
     return plan.header.cross_reference
 
 
-def document_find(*, client, identity: Identity, cross_reference: str) -> PostedDocument | None:
+def document_find(*, client: FusionApi, identity: Identity, cross_reference: str) -> PostedDocument | None:
     """Look a document up by TransactionNumber, TransactionSource and BusinessUnit. A document found under
     our number but made for something else (another connection or system numbering the same way) is never
     adopted: that would silently leave this sale unposted."""
-    q = q_expr(
-        ("TransactionNumber", "=", identity.number),
-        ("TransactionSource", "=", identity.source),
-        ("BusinessUnit", "=", identity.business_unit),
+    found = client.find_receivables(
+        identity.resource, number=identity.number, source=identity.source, business_unit=identity.business_unit
     )
-    answer = client.get(identity.resource, params={"q": q, "onlyData": "true", "fields": LOOKUP_FIELDS})
-    items = [i for i in answer.get("items") or [] if str(i.get("TransactionNumber")) == identity.number]
-    if len(items) > 1:
+    if len(found) > 1:
         raise PermanentError(
-            f"Fusion holds {len(items)} documents numbered {identity.number} in source {identity.source}",
+            f"Fusion holds {len(found)} documents numbered {identity.number} in source {identity.source}",
             hint="Resolution: check the duplicates in Fusion's Receivables; keep one, then replay or mark ignored.",
         )
-    if not items:
+    if not found:
         return None
-    theirs = str(items[0].get("CrossReference") or "")
+    theirs = found[0].cross_reference
     if theirs and cross_reference and theirs != cross_reference:
         raise PermanentError(
             f"Fusion already has {identity.number} in source {identity.source}, but it was made for {theirs!r}, "
@@ -229,7 +225,7 @@ def document_find(*, client, identity: Identity, cross_reference: str) -> Posted
             hint="Resolution: give this connection its own transaction number prefix or transaction source, "
             "then replay.",
         )
-    return PostedDocument(str(items[0]["CustomerTransactionId"]), identity.number, adopted=True)
+    return PostedDocument(found[0].transaction_id, identity.number, adopted=True)
 
 
 def payload_total(payload: dict[str, Any]) -> Decimal:
@@ -248,7 +244,12 @@ def payload_total(payload: dict[str, Any]) -> Decimal:
 
 
 def document_post(
-    *, client, plan: PostingPlan, complete: bool, known: tuple[Identity, ...] = (), before_create=None
+    *,
+    client: FusionApi,
+    plan: PostingPlan,
+    complete: bool,
+    known: tuple[Identity, ...] = (),
+    before_create: Callable[[Identity], None] | None = None,
 ) -> PostedDocument:
     """Adopt the document if Fusion already has it under any identity it was ever sent with (`known`) or
     would be sent with now; else create it (one POST, never retried here). `before_create(identity)` runs
@@ -269,14 +270,11 @@ def document_post(
     if before_create is not None:
         before_create(current)
     try:
-        answer = client.post(current.resource, json=payload)
+        created = client.create_receivables(current.resource, payload)
     except ValidationRejectedError:
         # After a create whose answer was lost, Fusion refuses the same number again: find it and adopt it.
         found = document_find(client=client, identity=current, cross_reference=cross_reference)
         if found is not None:
             return found
         raise
-    transaction_id = answer.get("CustomerTransactionId")
-    if transaction_id in (None, ""):
-        raise PermanentError("Fusion accepted the document but returned no CustomerTransactionId")
-    return PostedDocument(str(transaction_id), str(answer.get("TransactionNumber") or current.number), adopted=False)
+    return PostedDocument(created.transaction_id, created.transaction_number or current.number, adopted=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
 
@@ -19,10 +20,12 @@ from core.errors import ConnectorError, OutcomeUnknownError, TransientError
 from mappings.selectors import segment_layout_on
 
 from . import fbdi
+from .client import FusionApi
 from .models import JournalBatch, JournalEntry
 from .throttle import paced_client
 
 logger = logging.getLogger(__name__)
+ClientFactory = Callable[[Connection], FusionApi]
 POLL_DELAYS = (15, 30, 60, 120, 300)  # seconds between ESS status polls, the last one repeating
 MAX_POLLS = 200
 
@@ -185,7 +188,7 @@ def batches_recover_interrupted(*, now=None, actor: str = "system:journal-ship")
 
 
 def batch_submit(
-    *, batch_id: int, client_factory, delimiter: str = "-", actor: str = "system:journal-ship"
+    *, batch_id: int, client_factory: ClientFactory, delimiter: str = "-", actor: str = "system:journal-ship"
 ) -> JournalBatch:
     """Ship a closed batch as one importBulkData call. A batch is submitted at most once: it moves to
     SUBMITTING under a row lock first, and an unknown outcome parks it instead of sending it again."""
@@ -206,7 +209,7 @@ def batch_submit(
     try:
         _, zip_bytes = batch_file(batch, delimiter)
         payload = fbdi.import_bulk_data_payload(batch_header(batch, delimiter), zip_bytes, batch.file_name)
-        answer = client_factory(connection).post("erpintegrations", json=payload)
+        job = client_factory(connection).import_bulk_data(payload)
     except OutcomeUnknownError as exc:
         return _batch_park(
             batch,
@@ -235,7 +238,7 @@ def batch_submit(
             "Resolution: correct the journal source, category, ledger or accounts, then resubmit.",
             actor,
         )
-    request_id = str(answer.get("ReqstId") or answer.get("ReqstID") or "")
+    request_id = job.request_id
     now = timezone.now()
     JournalBatch.objects.filter(pk=batch.pk).update(
         state=JournalBatch.State.RUNNING,
@@ -261,15 +264,13 @@ def batch_submit(
     return batch
 
 
-def batch_poll(*, batch_id: int, client_factory, actor: str = "system:journal-ship") -> JournalBatch:
+def batch_poll(*, batch_id: int, client_factory: ClientFactory, actor: str = "system:journal-ship") -> JournalBatch:
     """Follow the ESS job of a running batch; settle the batch and its records when the job ends."""
     batch = JournalBatch.objects.select_related("connection").get(pk=batch_id)
     if batch.state != JournalBatch.State.RUNNING:
         return batch
     try:
-        answer = client_factory(batch.connection).get(
-            "erpintegrations", params={"finder": f"ESSJobStatusRF;requestId={batch.request_id}"}
-        )
+        job = client_factory(batch.connection).ess_job_status(batch.request_id)
     except TransientError as exc:
         return _schedule_poll(batch, str(exc))
     except ConnectorError as exc:
@@ -279,8 +280,7 @@ def batch_poll(*, batch_id: int, client_factory, actor: str = "system:journal-sh
             "Resolution: check the integration user's access to erpintegrations.",
             actor,
         )
-    items = answer.get("items") or []
-    status = str(items[0].get("RequestStatus", "")).upper() if items else ""
+    status = job.status
     if status not in fbdi.TERMINAL_STATES:
         if batch.polls + 1 >= MAX_POLLS:
             return _batch_park(
@@ -320,7 +320,7 @@ def batch_poll(*, batch_id: int, client_factory, actor: str = "system:journal-sh
                 )
         batch.refresh_from_db()
         return batch
-    details = items[0].get("Message") or items[0].get("StatusMessage") or ""
+    details = job.message
     JournalBatch.objects.filter(pk=batch.pk).update(ess_status=status, finished_at=now, polls=batch.polls + 1)
     return _batch_park(
         batch,
@@ -447,7 +447,7 @@ def batch_mark_imported(*, batch: JournalBatch, actor, reason: str) -> JournalBa
     return locked
 
 
-def journals_ship(*, client_factory=paced_client) -> dict[str, int]:
+def journals_ship(*, client_factory: ClientFactory = paced_client) -> dict[str, int]:
     """One shipping round: park interrupted submissions, close due batches, submit closed ones (with the segment
     delimiter of their connection's layout) and follow running imports."""
     batches_recover_interrupted()

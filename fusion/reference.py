@@ -15,6 +15,7 @@ from django.utils import timezone
 from audit.services import audit_record
 from connector.models import Connection
 
+from .client import FusionApi
 from .models import AccountCombination, CustomerAccount, ReferenceStatus
 from .query import q_expr
 
@@ -87,7 +88,9 @@ def _store_site(connection: Connection, row: dict) -> list[CustomerAccount]:
     return stored
 
 
-def reference_refresh(*, connection: Connection, client, segment_names: Sequence[str], delimiter: str = "-") -> dict:
+def reference_refresh(
+    *, connection: Connection, client: FusionApi, segment_names: Sequence[str], delimiter: str = "-"
+) -> dict[str, int]:
     """Pull every customer site and account combination into the cache. Rows no longer returned by Fusion are
     marked inactive/disabled, so a customer or account removed in Fusion stops being postable."""
     started = timezone.now()
@@ -126,7 +129,7 @@ def _fresh(obj: CustomerAccount | AccountCombination | None, now: datetime) -> b
 
 
 def combination_lookup(
-    *, connection: Connection, client, combination: str, segment_names: Sequence[str], delimiter: str
+    *, connection: Connection, client: FusionApi, combination: str, segment_names: Sequence[str], delimiter: str
 ) -> AccountCombination | None:
     """The cached combination, fetched from Fusion when missing or stale. None when Fusion has no such combination."""
     now = timezone.now()
@@ -145,7 +148,9 @@ def combination_lookup(
     return None
 
 
-def customer_site_lookup(*, connection: Connection, client, account_number: str, site: str) -> CustomerAccount | None:
+def customer_site_lookup(
+    *, connection: Connection, client: FusionApi, account_number: str, site: str
+) -> CustomerAccount | None:
     now = timezone.now()
     cached = CustomerAccount.objects.filter(connection=connection, account_number=account_number, site=site).first()
     if cached is not None and cached.active and _fresh(cached, now):
@@ -164,7 +169,7 @@ def customer_site_lookup(*, connection: Connection, client, account_number: str,
 def reference_check(
     *,
     connection: Connection,
-    client,
+    client: FusionApi,
     on: date,
     customer: tuple[str, str] | None,
     combinations: Iterable[str],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -13,6 +14,7 @@ from django.core.cache import cache
 from connector.models import Connection
 from core.errors import TransientError
 
+from .answers import EssJob, ImportJob, ReceivablesDocument
 from .client import FusionClient
 
 SLOT_TTL = 600  # seconds; longer than any paced call (reads retry up to 3 x timeout); a killed worker frees it
@@ -35,14 +37,14 @@ def note_throttled(connection_id: int) -> float:
     return factor
 
 
-def limits(connection) -> tuple[int, float]:
+def limits(connection: Connection) -> tuple[int, float]:
     factor = current_factor(connection.pk)
     concurrency = max(1, int(connection.fusion_max_concurrency * factor))
     rate = max(0.2, connection.fusion_max_rps * factor)
     return concurrency, rate
 
 
-def _take_rate_token(connection, rate: float, deadline: float) -> None:
+def _take_rate_token(connection: Connection, rate: float, deadline: float) -> None:
     # Fixed one-second windows keyed in the cache: simple, shared by all processes, good enough for pacing.
     while True:
         now = time.time()
@@ -61,7 +63,7 @@ def _take_rate_token(connection, rate: float, deadline: float) -> None:
 
 
 @contextmanager
-def fusion_slot(connection):
+def fusion_slot(connection: Connection) -> Iterator[None]:
     concurrency, rate = limits(connection)
     deadline = time.time() + MAX_WAIT
     token = uuid.uuid4().hex
@@ -88,42 +90,62 @@ def fusion_slot(connection):
 
 
 class PacedClient:
-    """Wraps a FusionClient so each call takes a slot and a rate token, and a 429 lowers the ceiling."""
+    """A FusionClient whose every call takes a slot and a rate token of the connection's ceiling; a 429 lowers
+    the ceiling for every worker. It offers the same calls as the client (FusionApi), each paced."""
 
-    def __init__(self, client, connection) -> None:
+    def __init__(self, client: FusionClient, connection: Connection) -> None:
         self._client = client
         self._connection = connection
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
+    def __repr__(self) -> str:
+        return f"<PacedClient {self._client!r}>"
 
-    def _paced(self, method: str, *args, **kwargs):
+    @contextmanager
+    def _paced(self) -> Iterator[None]:
         with fusion_slot(self._connection):
             try:
-                return getattr(self._client, method)(*args, **kwargs)
+                yield
             except TransientError as exc:
                 if exc.status == 429:
                     note_throttled(self._connection.pk)
                 raise
 
-    def get(self, *args, **kwargs):
-        return self._paced("get", *args, **kwargs)
+    @property
+    def exchanges(self) -> list[dict[str, Any]]:
+        return self._client.exchanges
 
-    def post(self, *args, **kwargs):
-        return self._paced("post", *args, **kwargs)
+    def take_exchanges(self) -> list[dict[str, Any]]:
+        return self._client.take_exchanges()
 
-    def patch(self, *args, **kwargs):
-        return self._paced("patch", *args, **kwargs)
+    def ensure_token(self, *, fresh: bool = False) -> None:
+        self._client.ensure_token(fresh=fresh)
 
-    def iter_items(self, *args, **kwargs):
+    def get(self, resource: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        with self._paced():
+            return self._client.get(resource, params=params)
+
+    def iter_items(self, resource: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
         # Paging calls are paced as one: collections are read rarely (reference refresh, look-ups).
-        with fusion_slot(self._connection):
-            try:
-                yield from self._client.iter_items(*args, **kwargs)
-            except TransientError as exc:
-                if exc.status == 429:
-                    note_throttled(self._connection.pk)
-                raise
+        with self._paced():
+            yield from self._client.iter_items(resource, **kwargs)
+
+    def find_receivables(
+        self, resource: str, *, number: str, source: str, business_unit: str
+    ) -> list[ReceivablesDocument]:
+        with self._paced():
+            return self._client.find_receivables(resource, number=number, source=source, business_unit=business_unit)
+
+    def create_receivables(self, resource: str, payload: dict[str, Any]) -> ReceivablesDocument:
+        with self._paced():
+            return self._client.create_receivables(resource, payload)
+
+    def import_bulk_data(self, payload: dict[str, Any]) -> ImportJob:
+        with self._paced():
+            return self._client.import_bulk_data(payload)
+
+    def ess_job_status(self, request_id: str) -> EssJob:
+        with self._paced():
+            return self._client.ess_job_status(request_id)
 
 
 def paced_client(connection: Connection) -> PacedClient:

@@ -28,10 +28,12 @@ from connector.records import (
 from connector.selectors import order_of
 from core.errors import ConnectorError, OutcomeUnknownError, PermanentError, TransientError
 from fusion import fbdi, invoices
+from fusion.client import FusionApi
 from fusion.journals import journal_enqueue
 from fusion.reference import reference_check
 from fusion.throttle import paced_client
 from mappings.plans import plan_from_json, plan_to_json
+from mappings.rules import PostingPlan
 from mappings.services import plan_for_record
 
 from ..relay import relay_picked_up
@@ -42,6 +44,15 @@ ACTOR = "system:worker"
 
 class LeaseLost(Exception):
     """This worker's lease ran out mid-step and another worker may hold the record now: touch nothing."""
+
+
+class Parked(Exception):
+    """A step found something a person must fix before the record can go on: park it with the reason."""
+
+    def __init__(self, reason: str, hint: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.hint = hint
 
 
 def record_process(*, record_id: int) -> str:
@@ -62,6 +73,9 @@ def record_process(*, record_id: int) -> str:
             extra={"record_id": record.pk},
         )
         return "lease_lost"
+    except Parked as parked:
+        record_park(record=record, reason=parked.reason, hint=parked.hint, actor=ACTOR)
+        return "needs_review"
     except (OutcomeUnknownError, SoftTimeLimitExceeded) as exc:
         # Killed by the time limit, the step may have been mid-write: treat it like a lost answer.
         Record.objects.filter(pk=record.pk).update(outcome_unknown=True)
@@ -98,20 +112,42 @@ def _step(record: Record) -> str:
 
 
 def _post_document(record: Record) -> str:
-    connection = record.connection
-    policy = connection.invoice_event
+    """The record's AR document in Fusion: settled by the invoice policy, or planned, checked and posted."""
     if record.commerce_entity_id.startswith(PLACEHOLDER_PREFIX):
         return _confirm_placeholder(record)
-    if record.kind == Record.Kind.ORDER and policy == Connection.InvoiceEvent.INVOICE:
-        posted_invoice = _posted_sibling(record, Record.Kind.INVOICE)
-        return _settle_without_posting(
-            record,
-            "Orders are not posted under the invoice policy: each Commerce invoice becomes the AR invoice.",
-            linked=posted_invoice,
-        )
-    if record.kind == Record.Kind.INVOICE and policy == Connection.InvoiceEvent.ORDER:
-        return _link_invoice_to_order(record)
-    if record.kind == Record.Kind.INVOICE:
+    settled = _settle_by_policy(record)
+    if settled is not None:
+        return settled
+    plan = _plan(record)
+    client = paced_client(record.connection)
+    _check_reference(record, plan, client)
+    posted = _create_in_fusion(record, plan, client)
+    _mark_document_posted(record, plan, posted, client)
+    return "continue"
+
+
+def _settle_by_policy(record: Record) -> str | None:
+    """One Commerce event bills a sale (the connection's `invoice_event`): the other is linked, never posted
+    twice, whichever arrives first and whatever the policy was when its sibling was posted. None: post it."""
+    by_invoice = record.connection.invoice_event == Connection.InvoiceEvent.INVOICE
+    if record.kind == Record.Kind.ORDER:
+        invoice = _posted_sibling(record, Record.Kind.INVOICE)
+        if by_invoice:
+            return _settle_without_posting(
+                record,
+                "Orders are not posted under the invoice policy: each Commerce invoice becomes the AR invoice.",
+                linked=invoice,
+            )
+        if invoice is not None:
+            return _settle_without_posting(
+                record,
+                f"Commerce invoice {invoice.commerce_number} of this order was already posted as "
+                f"{invoice.fusion_transaction_number}; the order is linked, not billed again.",
+                linked=invoice,
+            )
+    elif record.kind == Record.Kind.INVOICE:
+        if not by_invoice:
+            return _link_invoice_to_order(record)
         # The policy was "order" when the order was posted: its AR invoice already bills this sale.
         order = _posted_sibling(record, Record.Kind.ORDER)
         if order is not None:
@@ -121,48 +157,54 @@ def _post_document(record: Record) -> str:
                 "invoice policy applied; this Commerce invoice is linked, not billed again.",
                 linked=order,
             )
-    if record.kind == Record.Kind.ORDER:
-        invoice = _posted_sibling(record, Record.Kind.INVOICE)
-        if invoice is not None:
-            return _settle_without_posting(
-                record,
-                f"Commerce invoice {invoice.commerce_number} of this order was already posted as "
-                f"{invoice.fusion_transaction_number}; the order is linked, not billed again.",
-                linked=invoice,
-            )
+    return None
 
-    fetched_order = None
-    if record.kind != Record.Kind.ORDER and record.commerce_order_id and order_of(record) is None:
-        # The order never reached us (no webhook yet, or it predates the connector): ask Commerce for it, so
-        # the invoice or credit memo bills the order's customer rather than a default.
-        fetched_order = order_document(CommerceClient.for_connection(connection).get_order(record.commerce_order_id))
-    # Store code, website, attribute sets and categories the rules match on: Commerce's payloads lack them.
-    document = record_enrich(record=record, order=fetched_order, actor=ACTOR)
-    plan = plan_for_record(record, order=fetched_order, document=document)
+
+def _plan(record: Record) -> PostingPlan:
+    """Resolve the record with the rules as they are now and keep the plan on it. An invoice or credit memo
+    bills its order's customer: the order's record, else the order fetched from Commerce (no webhook brought
+    it, or it predates the connector). Store code, website, attribute sets and categories the rules match on
+    are filled in from Commerce first: its sales payloads lack them."""
+    order = order_of(record)
+    if order is None and record.kind != Record.Kind.ORDER and record.commerce_order_id:
+        order = order_document(CommerceClient.for_connection(record.connection).get_order(record.commerce_order_id))
+    document = record_enrich(record=record, order=order, actor=ACTOR)
+    plan = plan_for_record(record, order=order, document=document)
     Record.objects.filter(pk=record.pk).update(plan=plan_to_json(plan))
     if plan.problems:
-        record_park(record=record, reason=plan.problem_reason(), hint=plan.problem_hint(), actor=ACTOR)
-        return "needs_review"
+        raise Parked(plan.problem_reason(), plan.problem_hint())
     if plan.total != plan.commerce_total:
-        record_park(
-            record=record,
-            reason=f"The plan totals {plan.total} but Commerce says {plan.commerce_total} "
+        raise Parked(
+            f"The plan totals {plan.total} but Commerce says {plan.commerce_total} "
             f"(difference {plan.total - plan.commerce_total} {plan.currency}).",
-            hint="Resolution: check the order's lines, discounts and tax in Commerce and the mappings, then replay.",
-            actor=ACTOR,
+            "Resolution: check the order's lines, discounts and tax in Commerce and the mappings, then replay.",
         )
-        return "needs_review"
+    return plan
 
-    client = paced_client(connection)
-    problems = _reference_problems(record, plan, client)
+
+def _check_reference(record: Record, plan: PostingPlan, client: FusionApi) -> None:
+    """The customer account, its site and every account combination exist and are usable in Fusion."""
+    combinations = [d.combination for d in plan.distributions] if plan.distributions_mode == "manual" else []
+    if plan.journal_mode == Connection.JournalMode.SALES_JOURNAL:
+        combinations += [line.combination for line in plan.journal_lines]
+    problems = reference_check(
+        connection=record.connection,
+        client=client,
+        on=plan.header.accounting_date,
+        customer=(plan.header.bill_to_customer_number, plan.header.bill_to_site),
+        combinations=combinations,
+        segment_names=plan.segment_names,
+        delimiter=plan.delimiter,
+    )
     if problems:
-        record_park(
-            record=record,
-            reason=" ".join(p.message for p in problems),
-            hint="Resolution: " + " ".join(dict.fromkeys(p.resolution for p in problems)),
-            actor=ACTOR,
+        raise Parked(
+            " ".join(p.message for p in problems),
+            "Resolution: " + " ".join(dict.fromkeys(p.resolution for p in problems)),
         )
-        return "needs_review"
+
+
+def _create_in_fusion(record: Record, plan: PostingPlan, client: FusionApi) -> invoices.PostedDocument:
+    """Adopt the document if Fusion has it under any identity it was ever sent with, else create it."""
 
     def remember(identity: invoices.Identity) -> None:
         # Before the POST, with the lease renewed: a later attempt (or a replay after the mappings changed)
@@ -175,7 +217,7 @@ def _post_document(record: Record) -> str:
 
     known = tuple(invoices.Identity.from_json(i) for i in record.posting_identities)
     posted = invoices.document_post(
-        client=client, plan=plan, complete=connection.complete_invoices, known=known, before_create=remember
+        client=client, plan=plan, complete=record.connection.complete_invoices, known=known, before_create=remember
     )
     if not posted.adopted and posted.transaction_number != plan.header.transaction_number:
         # The transaction source numbers documents itself: look this one up by Fusion's number from now on.
@@ -187,7 +229,13 @@ def _post_document(record: Record) -> str:
                 plan.header.business_unit,
             )
         )
-    now = timezone.now()
+    return posted
+
+
+def _mark_document_posted(
+    record: Record, plan: PostingPlan, posted: invoices.PostedDocument, client: FusionApi
+) -> None:
+    """Keep Fusion's id and number on the record, only while this worker still holds it."""
     with transaction.atomic():
         updated = Record.objects.filter(pk=record.pk, leased_by=record.leased_by).update(
             state=Record.State.INVOICE_POSTED,
@@ -196,7 +244,7 @@ def _post_document(record: Record) -> str:
             outcome_unknown=False,
             last_error="",
             resolution_hint="",
-            posted_at=now,
+            posted_at=timezone.now(),
         )
         if not updated:
             # Another worker holds the record now; it will find this document by its look-up and adopt it.
@@ -205,7 +253,7 @@ def _post_document(record: Record) -> str:
         audit_record(
             action="record.document_adopted" if posted.adopted else "record.document_posted",
             actor=ACTOR,
-            connection=connection,
+            connection=record.connection_id,
             target=record,
             message=(
                 f"Fusion already had {kind} {posted.transaction_number} (id {posted.transaction_id}); adopted it"
@@ -221,22 +269,6 @@ def _post_document(record: Record) -> str:
                 "exchanges": client.take_exchanges(),
             },
         )
-    return "continue"
-
-
-def _reference_problems(record: Record, plan, client):
-    combinations = [d.combination for d in plan.distributions] if plan.distributions_mode == "manual" else []
-    if plan.journal_mode == Connection.JournalMode.SALES_JOURNAL:
-        combinations += [line.combination for line in plan.journal_lines]
-    return reference_check(
-        connection=record.connection,
-        client=client,
-        on=plan.header.accounting_date,
-        customer=(plan.header.bill_to_customer_number, plan.header.bill_to_site),
-        combinations=combinations,
-        segment_names=plan.segment_names,
-        delimiter=plan.delimiter,
-    )
 
 
 def _journal(record: Record) -> str:

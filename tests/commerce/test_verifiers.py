@@ -29,7 +29,7 @@ def pem(private_key) -> str:
 
 
 def adobe_signature(private_key, body: bytes) -> str:
-    """What Commerce sends: base64(openssl_sign(base64_encode(json), sha256)) (reference/commerce.md §1.6)."""
+    """What Commerce sends: base64(openssl_sign(base64_encode(json), sha256)) (Commerce's webhook signing)."""
     return base64.b64encode(private_key.sign(base64.b64encode(body), padding.PKCS1v15(), hashes.SHA256())).decode()
 
 
