@@ -4,6 +4,7 @@ import contextlib
 from pathlib import Path
 
 import environ
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -176,6 +177,16 @@ CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=360)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5}
+# One queue per kind of work, so each can get its own workers (README "Running at scale"): posting records to
+# Fusion, the scheduled syncs (relay, backfill, reference refresh, purge), and shipping GL journal batches. A
+# worker started without -Q consumes all three.
+CELERY_TASK_QUEUES = (Queue("posting"), Queue("sync"), Queue("journals"))
+CELERY_TASK_DEFAULT_QUEUE = "sync"
+CELERY_TASK_ROUTES = {
+    "connector.process_record": {"queue": "posting"},
+    "connector.wake_records": {"queue": "posting"},
+    "fusion.ship_journals": {"queue": "journals"},
+}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 
