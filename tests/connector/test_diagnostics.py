@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 from audit.models import AuditEvent
 from connector.diagnostics import connection_test
 from connector.models import SECRET_FIELDS, Connection
-from fusion.mock_server import MockFusion
+from mocks.fusion import MockFusion
 from tests import mockservers
 from tests.mockservers import mock_connection, running
 
