@@ -42,6 +42,12 @@ INSTALLED_APPS = [
     "sync",
 ]
 
+# The mock Fusion and Commerce servers (`manage.py mock_fusion`, `manage.py mock_commerce`) for development and
+# demos: the `mocks` app is installed only when asked. Never in production. The test settings always install it.
+CONNECTOR_MOCKS = env.bool("CONNECTOR_MOCKS", default=False)
+if CONNECTOR_MOCKS:
+    INSTALLED_APPS.append("mocks")
+
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",

@@ -8,6 +8,12 @@ os.environ.setdefault("SECURE_COOKIES", "0")
 
 from .settings import *  # noqa: E402,F403
 
+# Tests (and the end-to-end runs' processes, which use these settings) use the mock systems, so the app is
+# installed whatever CONNECTOR_MOCKS says.
+CONNECTOR_MOCKS = True
+if "mocks" not in INSTALLED_APPS:  # noqa: F405
+    INSTALLED_APPS = [*INSTALLED_APPS, "mocks"]  # noqa: F405
+
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

@@ -19,9 +19,10 @@ from typing import Any, TypeVar
 
 import pytest
 
-from commerce.mock_server import MockCommerce
 from connector.models import Connection
-from fusion.mock_server import MockFusion, MockServer
+from mocks.commerce import MockCommerce
+from mocks.fusion import MockFusion
+from mocks.server import MockServer
 from tests.factories import make_connection
 
 MockT = TypeVar("MockT", bound=MockServer)

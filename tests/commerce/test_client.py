@@ -8,7 +8,6 @@ import responses
 from responses import matchers
 
 from commerce.client import CommerceClient, render_message
-from commerce.mock_server import search
 from connector.models import Connection
 from core.errors import (
     AuthError,
@@ -18,7 +17,8 @@ from core.errors import (
     TransientError,
     ValidationRejectedError,
 )
-from fusion.mock_server import MockRequest
+from mocks.commerce import search
+from mocks.server import MockRequest
 from tests.factories import make_connection
 
 SHOP = "https://shop.example.com"

@@ -16,7 +16,7 @@ import requests
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from connector.models import Record
-from fusion.mock_server import MockFusion
+from mocks.fusion import MockFusion
 from tests.e2e.processes import flush_redis, free_port, process_env, processes, require_services, wait_for
 from tests.factories import add_hmac_key
 from tests.mockservers import SEED, mock_connection, running

@@ -9,7 +9,7 @@ from django.core.management import CommandError, call_command
 
 from audit.models import AuditEvent
 from connector.models import SECRET_FIELDS, Connection
-from fusion.mock_server import MockFusion
+from mocks.fusion import MockFusion
 from sync.diagnostics import connection_test
 from tests import mockservers
 from tests.mockservers import mock_connection, running

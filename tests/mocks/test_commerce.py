@@ -1,5 +1,6 @@
-"""The mock Commerce behaves like reference/commerce.md says Commerce does: OAuth 1.0a HMAC-SHA256 checked by
-oauthlib on PaaS, IMS tokens and x-api-key on SaaS, searchCriteria, store scopes, Magento's error shape."""
+"""The mock Commerce answers as Adobe documents Commerce does (Adobe Commerce REST API): OAuth 1.0a HMAC-SHA256
+integration requests on PaaS, checked by oauthlib; Adobe IMS tokens (/ims/token/v3) and x-api-key on SaaS;
+searchCriteria; store scopes; Magento's error shape."""
 
 import io
 import time
@@ -9,8 +10,8 @@ import requests
 from django.core.management import call_command
 from requests_oauthlib import OAuth1
 
-from commerce.mock_server import MockCommerce
-from fusion.mock_server import MockServer
+from mocks.commerce import MockCommerce
+from mocks.server import MockServer
 from tests import mockservers
 from tests.mockservers import running
 

@@ -1,5 +1,7 @@
-"""The mock Fusion behaves like reference/fusion.md says Fusion does: token endpoint, Bearer checks, invoices with
-duplicate-number rejection, q expressions, paging, reference LOVs, FBDI import jobs, and injected faults."""
+"""The mock Fusion answers as Oracle documents Fusion does (REST API for Oracle Fusion Cloud Financials): the
+identity domain's token endpoint /oauth2/v1/token, Bearer checks, receivablesInvoices with duplicate-number
+rejection, q expressions, paging, reference LOVs, FBDI import jobs through erpintegrations, and injected faults.
+The mock_* commands' shared behaviour is tested here too."""
 
 import base64
 import csv
@@ -15,7 +17,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from fusion import fbdi
-from fusion.mock_server import MockFusion, MockServer, parse_q
+from mocks.fusion import MockFusion, parse_q
+from mocks.server import MockServer
 from tests import mockservers
 from tests.mockservers import SEED, running
 
@@ -535,7 +538,7 @@ def test_random_errors_are_reproducible_with_a_seed():
 
 def test_latency_is_added_to_every_request(fusion_mock, monkeypatch):
     slept = []
-    monkeypatch.setattr("fusion.mock_server.time.sleep", slept.append)
+    monkeypatch.setattr("mocks.server.time.sleep", slept.append)
     fusion_mock.set_faults(latency_ms=250)
     requests.get(f"{fusion_mock.url}{VERSION_ROOT}/itemsV2", timeout=10)
     assert slept == [0.25]

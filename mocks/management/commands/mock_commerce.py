@@ -6,8 +6,8 @@ from functools import partial
 
 from django.core.management.base import BaseCommand
 
-from commerce.mock_server import CommerceFaults, MockCommerce
-from fusion.mock_server import add_fault_arguments, add_server_arguments, faults_from_options, serve_from_command
+from mocks.cli import add_fault_arguments, add_server_arguments, faults_from_options, serve_from_command
+from mocks.commerce import CommerceFaults, MockCommerce
 
 
 class Command(BaseCommand):

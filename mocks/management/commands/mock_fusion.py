@@ -6,14 +6,8 @@ from functools import partial
 
 from django.core.management.base import BaseCommand, CommandError
 
-from fusion.mock_server import (
-    FusionFaults,
-    MockFusion,
-    add_fault_arguments,
-    add_server_arguments,
-    faults_from_options,
-    serve_from_command,
-)
+from mocks.cli import add_fault_arguments, add_server_arguments, faults_from_options, serve_from_command
+from mocks.fusion import FusionFaults, MockFusion
 
 
 class Command(BaseCommand):
