@@ -6,7 +6,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from .documents import SalesDocument
-from .models import Record
+from .models import Connection, Record
 
 
 def due_record_ids(*, limit: int) -> list[int]:
@@ -32,3 +32,35 @@ def order_of(record: Record) -> SalesDocument | None:
         .first()
     )
     return SalesDocument.from_json(order.document) if order is not None else None
+
+
+def posted_sibling(record: Record, kind: str) -> Record | None:
+    """The record of the other kind for the same Commerce order that already has a Fusion document."""
+    query = Record.objects.filter(connection=record.connection_id, kind=kind).exclude(fusion_transaction_id="")
+    if kind == Record.Kind.ORDER:
+        if not record.commerce_order_id:  # a document that does not name its order has no order sibling
+            return None
+        query = query.filter(commerce_entity_id=record.commerce_order_id)
+    else:
+        query = query.filter(commerce_order_id=record.commerce_entity_id)
+    return query.order_by("posted_at", "pk").first()
+
+
+def credited_invoice_number(record: Record, document: SalesDocument) -> str:
+    """The Fusion number of the AR invoice a credit memo credits, when that invoice was posted by us."""
+    if record.kind != Record.Kind.CREDIT_MEMO or not document.order_entity_id:
+        return ""
+    connection = record.connection
+    if connection.invoice_event == Connection.InvoiceEvent.ORDER:
+        query = Q(kind=Record.Kind.ORDER, commerce_entity_id=document.order_entity_id)
+    else:
+        # Partial invoicing: the document does not say which Commerce invoice is refunded; the first posted
+        # invoice of the order is the reference (on-account credit memos only name it).
+        query = Q(kind=Record.Kind.INVOICE, commerce_order_id=document.order_entity_id)
+    posted = (
+        Record.objects.filter(query, connection=connection)
+        .exclude(fusion_transaction_number="")
+        .order_by("posted_at", "pk")
+        .first()
+    )
+    return posted.fusion_transaction_number if posted is not None else ""

@@ -10,12 +10,11 @@ import dataclasses
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Q
 
 from audit.services import audit_record
 from connector.documents import SalesDocument
 from connector.models import Connection, Record
-from connector.selectors import order_of
+from connector.selectors import credited_invoice_number, order_of
 
 from . import rules
 from .models import AccountTemplate, CustomerRule, ProductRule, RuleBase, SegmentLayout, StoreRule
@@ -186,26 +185,6 @@ def connection_defaults(connection: Connection) -> rules.ConnectionDefaults:
     )
 
 
-def _original_invoice_number(record: Record, document: SalesDocument) -> str:
-    """The Fusion number of the AR invoice a credit memo credits, when that invoice was posted by us."""
-    if record.kind != Record.Kind.CREDIT_MEMO or not document.order_entity_id:
-        return ""
-    connection = record.connection
-    if connection.invoice_event == Connection.InvoiceEvent.ORDER:
-        query = Q(kind=Record.Kind.ORDER, commerce_entity_id=document.order_entity_id)
-    else:
-        # Partial invoicing: the document does not say which Commerce invoice is refunded; the first posted
-        # invoice of the order is the reference (on-account credit memos only name it).
-        query = Q(kind=Record.Kind.INVOICE, commerce_order_id=document.order_entity_id)
-    posted = (
-        Record.objects.filter(query, connection=connection)
-        .exclude(fusion_transaction_number="")
-        .order_by("posted_at", "pk")
-        .first()
-    )
-    return posted.fusion_transaction_number if posted is not None else ""
-
-
 def with_order_context(document: SalesDocument, order: SalesDocument | None) -> SalesDocument:
     """Commerce invoices and credit memos carry no customer, store or PO of their own: take them from their
     order, so they bill the same customer account the order would."""
@@ -238,5 +217,5 @@ def plan_for_record(
         document,
         rules_snapshot(connection=connection),
         connection_defaults(connection),
-        original_invoice_number=_original_invoice_number(record, document),
+        original_invoice_number=credited_invoice_number(record, document),
     )

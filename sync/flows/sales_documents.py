@@ -25,7 +25,7 @@ from connector.records import (
     record_retry_later,
     record_transition,
 )
-from connector.selectors import order_of
+from connector.selectors import order_of, posted_sibling
 from core.errors import ConnectorError, OutcomeUnknownError, PermanentError, TransientError
 from fusion import fbdi, invoices
 from fusion.client import FusionApi
@@ -131,7 +131,7 @@ def _settle_by_policy(record: Record) -> str | None:
     twice, whichever arrives first and whatever the policy was when its sibling was posted. None: post it."""
     by_invoice = record.connection.invoice_event == Connection.InvoiceEvent.INVOICE
     if record.kind == Record.Kind.ORDER:
-        invoice = _posted_sibling(record, Record.Kind.INVOICE)
+        invoice = posted_sibling(record, Record.Kind.INVOICE)
         if by_invoice:
             return _settle_without_posting(
                 record,
@@ -149,7 +149,7 @@ def _settle_by_policy(record: Record) -> str | None:
         if not by_invoice:
             return _link_invoice_to_order(record)
         # The policy was "order" when the order was posted: its AR invoice already bills this sale.
-        order = _posted_sibling(record, Record.Kind.ORDER)
+        order = posted_sibling(record, Record.Kind.ORDER)
         if order is not None:
             return _settle_without_posting(
                 record,
@@ -325,18 +325,6 @@ def _settle_without_posting(record: Record, why: str, linked: Record | None = No
     return "done"
 
 
-def _posted_sibling(record: Record, kind: str) -> Record | None:
-    """The record of the other kind for the same Commerce order that already has a Fusion document."""
-    query = Record.objects.filter(connection=record.connection_id, kind=kind).exclude(fusion_transaction_id="")
-    if kind == Record.Kind.ORDER:
-        if not record.commerce_order_id:  # a document that does not name its order has no order sibling
-            return None
-        query = query.filter(commerce_entity_id=record.commerce_order_id)
-    else:
-        query = query.filter(commerce_order_id=record.commerce_entity_id)
-    return query.order_by("posted_at", "pk").first()
-
-
 def _wait(record: Record, reason: str, *, delay: timedelta, give_up_after: timedelta, hint: str) -> str:
     """Wait for something outside this record (its order to post, Commerce to confirm it) without using up
     the retry attempts meant for failures; park once it has waited too long."""
@@ -364,7 +352,7 @@ def _wait(record: Record, reason: str, *, delay: timedelta, give_up_after: timed
 def _link_invoice_to_order(record: Record) -> str:
     """Under the order policy the AR invoice was made from the order; the Commerce invoice is linked, never
     posted again. It waits until the order's AR invoice exists."""
-    order = _posted_sibling(record, Record.Kind.ORDER)
+    order = posted_sibling(record, Record.Kind.ORDER)
     if order is None:
         return _wait(
             record,
