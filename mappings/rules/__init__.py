@@ -28,6 +28,7 @@ from .data import (
     SegmentLayoutData,
     StoreRuleData,
 )
+from .lines import PREPAYMENTS
 from .matching import (
     CUSTOMER_MATCH_TYPES,
     MATCH_LABELS,
@@ -62,7 +63,7 @@ from .plan import (
     PostingPlan,
     Problem,
 )
-from .resolver import PREPAYMENTS, RATE_PLACES, resolve
+from .resolver import RATE_PLACES, resolve
 
 __all__ = [
     "COMMENTS_MAX",

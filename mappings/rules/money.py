@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from connector.documents import currency_exponent, quantize
+from connector.documents import SalesDocument, currency_exponent, quantize
 
 # The most decimals a unit selling price may carry.
 UNIT_PRICE_PLACES = 6
@@ -37,3 +37,25 @@ def price_line(amount: Decimal, qty: Decimal, currency: str) -> tuple[Decimal, D
 def compensation_note(discount: Decimal, compensation: Decimal) -> str:
     """How a discount line's amount came about, when a discount tax compensation reduced it."""
     return f" ({discount} less {compensation} discount tax compensation)" if compensation else ""
+
+
+def commerce_line_count(document: SalesDocument) -> int:
+    """How many lines Commerce rounded on its own: items, shipping and the credit memo adjustments, counted
+    before our rounding so amounts that round to zero here still count."""
+    return len(document.lines) + sum(
+        1
+        for present in (
+            document.shipping_amount
+            or document.shipping_discount
+            or document.shipping_tax
+            or document.shipping_discount_tax_compensation,
+            document.adjustment_positive,
+            document.adjustment_negative,
+        )
+        if present
+    )
+
+
+def minor_unit(currency: str) -> Decimal:
+    """The currency's smallest amount: 0.01 for USD, 1 for JPY, 0.001 for KWD."""
+    return Decimal(1).scaleb(-currency_exponent(currency))
