@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from .data import DEFAULT_WINNER, TEMPLATE_CLASSES, RuleSet
+from .data import DEFAULT_WINNER, TEMPLATE_CLASSES, AccountTemplateData, RuleSet, SegmentLayoutData
 from .matching import Matched, is_effective, latest
 from .plan import Problems
 
@@ -83,70 +83,72 @@ class AccountBuilder:
             )
 
     def build(self, account_class: str, *, product: Matched | None = None, line_number: int | None = None) -> Account:
+        """The account_class combination (for the line line_number, when it is for a line): the template,
+        overlaid by the store, customer and product rules, with a reason that says who set which segment."""
         layout = self.layout
         if layout is None:
             return Account("", (), "no segment layout")
         template = self.templates.get(account_class)
         if template is None:
-            purpose = TEMPLATE_PURPOSES.get(account_class)
-            self.problems.add(
-                "template_missing",
-                f"No {account_class} account template is effective on {self.on.isoformat()}.",
-                f"Add the {account_class} account template (a full account combination"
-                + (f": {purpose}" if purpose else "")
-                + ") in Mappings > Account templates, then replay the record.",
-            )
+            self._template_missing(account_class)
             return Account("", (), f"no {account_class} template")
+        base = self._template_values(account_class, template, layout)
+        if base is None:
+            return Account("", (), f"{account_class} template does not fit the layout")
 
-        names = layout.segment_names
-        base: dict[str, str] = {}
-        if template.segments:
-            base = {name: str(template.segments.get(name, "")) for name in names}
-        else:
-            parts = template.combination.split(layout.delimiter) if template.combination else []
-            if len(parts) != len(names):
-                self.problems.add(
-                    "template_invalid",
-                    f"The {account_class} account template {template.combination!r} has {len(parts)} segments; "
-                    f"the layout has {len(names)} ({', '.join(names)}).",
-                    f"Correct the {account_class} template so it has one value per segment, separated by "
-                    f"{layout.delimiter!r}, then replay the record.",
-                )
-                return Account("", (), f"{account_class} template does not fit the layout")
-            base = dict(zip(names, parts, strict=True))
-        source = {name: "template" for name in names if base.get(name)}
-
+        segments = _Segments(layout.segment_names, base)
         if self.store is not None:
-            for name in names:
-                value = self.store.segments.get(name)
-                if value:
-                    base[name], source[name] = str(value), "store"
+            segments.overlay_store(self.store.segments)
+        segments.overlay_dimensions(
+            self.customer.segments if self.customer is not None else {},
+            product.segments if product is not None else {},
+            layout.winners,
+        )
+        missing = self._check(account_class, layout, segments.values, line_number)
+        values = tuple(segments.values.get(name, "") for name in layout.segment_names)
+        combination = layout.delimiter.join(values) if not missing else ""
+        reason = segments.reason(
+            account_class, (("product", product), ("customer", self.customer), ("store", self.store))
+        )
+        return Account(combination, values, reason)
 
-        customer_values = self.customer.segments if self.customer is not None else {}
-        product_values = product.segments if product is not None else {}
-        lost: list[str] = []
-        for name in names:
-            c_value, p_value = customer_values.get(name), product_values.get(name)
-            if not c_value and not p_value:
-                continue
-            winner = layout.winners.get(name, DEFAULT_WINNER)
-            if winner == "template":
-                locked = [dim for dim, v in (("customer", c_value), ("product", p_value)) if v]
-                lost.append(f"{'/'.join(locked)} value for {name} ignored: the {name} segment follows the template")
-                continue
-            if c_value and p_value:
-                if winner == "customer":
-                    base[name], source[name] = str(c_value), "customer"
-                    lost.append(f"product wanted {name}={p_value}, customer wins {name}")
-                else:
-                    base[name], source[name] = str(p_value), "product"
-                    lost.append(f"customer wanted {name}={c_value}, product wins {name}")
-            elif c_value:
-                base[name], source[name] = str(c_value), "customer"
-            else:
-                base[name], source[name] = str(p_value), "product"
+    def _template_missing(self, account_class: str) -> None:
+        purpose = TEMPLATE_PURPOSES.get(account_class)
+        self.problems.add(
+            "template_missing",
+            f"No {account_class} account template is effective on {self.on.isoformat()}.",
+            f"Add the {account_class} account template (a full account combination"
+            + (f": {purpose}" if purpose else "")
+            + ") in Mappings > Account templates, then replay the record.",
+        )
 
-        missing = [name for name in names if not base.get(name)]
+    def _template_values(
+        self, account_class: str, template: AccountTemplateData, layout: SegmentLayoutData
+    ) -> dict[str, str] | None:
+        """The template's value for every segment of the layout; None (and a problem) when its combination
+        does not have one value per segment."""
+        names = layout.segment_names
+        if template.segments:
+            return {name: str(template.segments.get(name, "")) for name in names}
+        parts = template.combination.split(layout.delimiter) if template.combination else []
+        if len(parts) != len(names):
+            self.problems.add(
+                "template_invalid",
+                f"The {account_class} account template {template.combination!r} has {len(parts)} segments; "
+                f"the layout has {len(names)} ({', '.join(names)}).",
+                f"Correct the {account_class} template so it has one value per segment, separated by "
+                f"{layout.delimiter!r}, then replay the record.",
+            )
+            return None
+        return dict(zip(names, parts, strict=True))
+
+    def _check(
+        self, account_class: str, layout: SegmentLayoutData, values: Mapping[str, str], line_number: int | None
+    ) -> list[str]:
+        """A problem for segments left without a value and for values that contain the delimiter; the
+        segments without a value."""
+        names = layout.segment_names
+        missing = [name for name in names if not values.get(name)]
         if missing:
             where = f" (line {line_number})" if line_number else ""
             self.problems.add(
@@ -157,22 +159,71 @@ class AccountBuilder:
                 "product or store rule), then replay the record.",
                 line_number=line_number,
             )
-        bad = [name for name in names if layout.delimiter and layout.delimiter in base.get(name, "")]
+        bad = [name for name in names if layout.delimiter and layout.delimiter in values.get(name, "")]
         if bad:
             self.problems.add(
                 "segment_invalid",
                 f"Segment value for {', '.join(bad)} contains the delimiter {layout.delimiter!r}.",
                 "Correct the segment value in the rule or template, then replay the record.",
             )
-        values = tuple(base.get(name, "") for name in names)
-        combination = layout.delimiter.join(values) if not missing else ""
+        return missing
 
-        parts_text: list[str] = []
-        for dim, matched in (("product", product), ("customer", self.customer), ("store", self.store)):
-            set_here = [f"{name}={base[name]}" for name in names if source.get(name) == dim]
+
+class _Segments:
+    """One combination's segment values as the overlay sets them: who set each (template, store, customer or
+    product) and which values lost."""
+
+    def __init__(self, names: tuple[str, ...], template_values: dict[str, str]) -> None:
+        self.names = names
+        self.values = template_values
+        self.source = {name: "template" for name in names if template_values.get(name)}
+        self.lost: list[str] = []
+
+    def set(self, name: str, value: str, dimension: str) -> None:
+        self.values[name], self.source[name] = str(value), dimension
+
+    def overlay_store(self, store_values: Mapping[str, str]) -> None:
+        """The store's legal-entity values replace the template's."""
+        for name in self.names:
+            value = store_values.get(name)
+            if value:
+                self.set(name, value, "store")
+
+    def overlay_dimensions(
+        self, customer_values: Mapping[str, str], product_values: Mapping[str, str], winners: Mapping[str, str]
+    ) -> None:
+        """Then the customer's and the product's: where both set a segment the layout's winner for it takes it
+        (the product by default); a segment won by the template ignores both."""
+        for name in self.names:
+            c_value, p_value = customer_values.get(name), product_values.get(name)
+            if not c_value and not p_value:
+                continue
+            winner = winners.get(name, DEFAULT_WINNER)
+            if winner == "template":
+                locked = [dim for dim, v in (("customer", c_value), ("product", p_value)) if v]
+                self.lost.append(
+                    f"{'/'.join(locked)} value for {name} ignored: the {name} segment follows the template"
+                )
+            elif c_value and p_value:
+                if winner == "customer":
+                    self.set(name, c_value, "customer")
+                    self.lost.append(f"product wanted {name}={p_value}, customer wins {name}")
+                else:
+                    self.set(name, p_value, "product")
+                    self.lost.append(f"customer wanted {name}={c_value}, product wins {name}")
+            elif c_value:
+                self.set(name, c_value, "customer")
+            elif p_value:
+                self.set(name, p_value, "product")
+
+    def reason(self, account_class: str, matches: Sequence[tuple[str, Matched | None]]) -> str:
+        """Which rule set which segments, then the template for the rest, then what lost."""
+        parts: list[str] = []
+        for dimension, matched in matches:
+            set_here = [f"{name}={self.values[name]}" for name in self.names if self.source.get(name) == dimension]
             if set_here and matched is not None:
-                parts_text.append(f"{matched.label} set {', '.join(set_here)}")
-        if any(source.get(name) == "template" for name in names):
-            parts_text.append(f"template {account_class} for the rest" if parts_text else f"template {account_class}")
-        parts_text.extend(lost)
-        return Account(combination, values, "; ".join(parts_text))
+                parts.append(f"{matched.label} set {', '.join(set_here)}")
+        if any(self.source.get(name) == "template" for name in self.names):
+            parts.append(f"template {account_class} for the rest" if parts else f"template {account_class}")
+        parts.extend(self.lost)
+        return "; ".join(parts)
