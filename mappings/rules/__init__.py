@@ -28,6 +28,7 @@ from .data import (
     SegmentLayoutData,
     StoreRuleData,
 )
+from .header import RATE_PLACES
 from .lines import PREPAYMENTS
 from .matching import (
     CUSTOMER_MATCH_TYPES,
@@ -63,7 +64,7 @@ from .plan import (
     PostingPlan,
     Problem,
 )
-from .resolver import RATE_PLACES, resolve
+from .resolver import resolve
 
 __all__ = [
     "COMMENTS_MAX",

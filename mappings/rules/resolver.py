@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from connector.documents import SalesDocument, SalesLine
 
 from .accounts import Account, AccountBuilder
-from .data import CURRENCY_CONVERT, CURRENCY_KEEP, USER_RATE_TYPE, ConnectionDefaults, RuleSet, StoreRuleData
+from .data import ConnectionDefaults, RuleSet
+from .header import build_header
 from .lines import PlanLines
 from .matching import (
     PRODUCT_MATCH_TYPES,
@@ -25,21 +26,15 @@ from .matching import (
 )
 from .money import commerce_line_count, minor_unit
 from .plan import (
-    COMMENTS_MAX,
     DESCRIPTION_MAX,
     RECEIVABLE,
     TAX,
-    Conversion,
     Distribution,
     JournalLine,
-    PlanHeader,
     PostingPlan,
     Problems,
     cut,
 )
-
-# The rate Fusion takes for the User rate type: this many decimals.
-RATE_PLACES = 10
 
 
 def resolve(
@@ -59,7 +54,9 @@ def resolve(
 
     store = _match_store(document, rules, on, problems)
     customer = match_customer(document.customer, rules.customers, on)
-    header = _header(document, defaults, on, store, customer, problems, original_invoice_number=original_invoice_number)
+    header = build_header(
+        document, defaults, on, store, customer, problems, original_invoice_number=original_invoice_number
+    )
     accounts = (
         AccountBuilder(rules=rules, on=on, store=store, customer=customer, problems=problems)
         if needs_accounts
@@ -268,119 +265,4 @@ def _journal_line(acct: Account, value: Decimal, *, debit: bool, description: st
         description=cut(description.strip(), DESCRIPTION_MAX),
         reason=acct.reason,
         segment_values=acct.segment_values,
-    )
-
-
-def _header(
-    document: SalesDocument,
-    defaults: ConnectionDefaults,
-    on: date,
-    store: Matched | None,
-    customer: Matched | None,
-    problems: Problems,
-    *,
-    original_invoice_number: str,
-) -> PlanHeader:
-    rule = store.rule if store is not None and isinstance(store.rule, StoreRuleData) else None
-    credit_memo = document.kind == "creditmemo"
-
-    def pick(field_name: str, default: str) -> str:
-        value = getattr(rule, field_name, "") if rule is not None else ""
-        return value or default
-
-    business_unit = pick("business_unit", defaults.business_unit)
-    transaction_source = pick("transaction_source", defaults.transaction_source)
-    if credit_memo:
-        transaction_type = pick("credit_memo_transaction_type", defaults.credit_memo_transaction_type)
-    else:
-        transaction_type = pick("transaction_type", defaults.transaction_type)
-    for label, value in (
-        ("business unit", business_unit),
-        ("transaction source", transaction_source),
-        ("transaction type", transaction_type),
-    ):
-        if not value:
-            problems.add(
-                "posting_default_missing",
-                f"No {label} is set for this store or the connection.",
-                f"Set the {label} on the connection or on a store rule in Mappings > Store rules, then replay "
-                "the record.",
-            )
-
-    c = document.customer
-    if customer is None:
-        who = f"customer {c.commerce_id}" if c.commerce_id and not c.is_guest else "guest customer"
-        problems.add(
-            "customer_mapping_missing",
-            f"No customer rule matches {who} (email {c.email or 'none'}, group {c.group_id or 'none'}, company "
-            f"{c.company or 'none'}) and there is no default customer rule.",
-            "Add a customer rule for this customer (by customer id, email, company or customer group) or a "
-            "default customer rule in Mappings > Customer rules, then replay the record.",
-        )
-    customer_rule = customer.rule if customer is not None else None
-    bill_to_number = getattr(customer_rule, "bill_to_customer_number", "")
-    bill_to_site = getattr(customer_rule, "bill_to_site", "")
-
-    currency = document.currency.upper()
-    ledger_currency = (pick("ledger_currency", defaults.ledger_currency) or currency).upper()
-    conversion: Conversion | None = None
-    mode = rule.currency_mode if rule is not None else CURRENCY_KEEP
-    if currency != ledger_currency and mode == CURRENCY_CONVERT:
-        rate_type = rule.conversion_rate_type if rule is not None else ""
-        rate: Decimal | None = None
-        if rate_type == USER_RATE_TYPE:
-            # Commerce: order amount = base amount x base_to_order_rate. Fusion wants invoice -> ledger.
-            if (document.base_currency or "").upper() == ledger_currency and document.base_to_order_rate:
-                rate = (Decimal(1) / Decimal(document.base_to_order_rate)).quantize(Decimal(1).scaleb(-RATE_PLACES))
-            else:
-                problems.add(
-                    "conversion_rate_missing",
-                    f"The store rule asks for the User rate from {currency} to {ledger_currency}, but the order "
-                    f"carries no rate from {ledger_currency} (its base currency is "
-                    f"{document.base_currency or 'unknown'}).",
-                    "Use a Fusion rate type such as Corporate on the store rule, or set the Commerce base currency "
-                    "to the ledger currency, then replay the record.",
-                )
-        if not rate_type:
-            problems.add(
-                "conversion_rate_type_missing",
-                f"The store rule converts {currency} to {ledger_currency} but names no conversion rate type.",
-                "Set the conversion rate type (for example Corporate) on the store rule, then replay the record.",
-            )
-        conversion = Conversion(rate_type=rate_type, conversion_date=on, rate=rate)
-
-    prefix = defaults.transaction_number_prefix
-    # Commerce numbers orders, invoices and credit memos in separate sequences; credit memos get their own
-    # marker so "MAG-000000012" the invoice and credit memo 000000012 never share a Fusion number.
-    transaction_number = f"{prefix}CM-{document.increment_id}" if credit_memo else f"{prefix}{document.increment_id}"
-    original = ""
-    if credit_memo:
-        original = original_invoice_number
-        if not original and defaults.invoice_event == "order" and document.order_increment_id:
-            original = f"{prefix}{document.order_increment_id}"
-    kind_words = {"order": "order", "invoice": "invoice", "creditmemo": "credit memo"}
-    comments = f"Adobe Commerce {kind_words.get(document.kind, document.kind)} {document.increment_id}"
-    if document.kind != "order" and document.order_increment_id:
-        comments += f" for order {document.order_increment_id}"
-    if original:
-        comments += f"; credits invoice {original}"
-
-    return PlanHeader(
-        business_unit=business_unit,
-        transaction_source=transaction_source,
-        transaction_type=transaction_type,
-        transaction_number=transaction_number,
-        transaction_date=on,
-        accounting_date=on,
-        bill_to_customer_number=bill_to_number,
-        bill_to_site=bill_to_site,
-        payment_terms="" if credit_memo else defaults.payment_terms,
-        currency=currency,
-        conversion=conversion,
-        purchase_order=document.purchase_order_number[:50],
-        cross_reference=f"commerce-{document.kind}-{document.entity_id}",
-        comments=cut(comments, COMMENTS_MAX),
-        original_invoice_number=original,
-        bill_to_reason=customer.label if customer is not None else "no customer rule",
-        store_reason=store.label if store is not None else "connection defaults",
     )
