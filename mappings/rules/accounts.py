@@ -45,6 +45,8 @@ def format_segment_values(values: Mapping[str, str], order: Sequence[str] = ()) 
 
 @dataclass(frozen=True)
 class Account:
+    """A built combination: empty when it could not be built (the problem says why)."""
+
     combination: str
     segment_values: tuple[str, ...]
     reason: str

@@ -1,4 +1,5 @@
-"""Money on the plan's lines: a quantity and unit price Fusion multiplies back to the exact amount."""
+"""Money on the plan's lines: a quantity and unit price Fusion multiplies back to the exact amount, and how
+far the plan's total may drift from Commerce's by rounding alone."""
 
 from __future__ import annotations
 
