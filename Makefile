@@ -39,9 +39,13 @@ test: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
+# ruff (style, and no function over 60 statements or 12 branches), the import layers (import-linter contracts in
+# pyproject.toml) and no product module over 500 lines.
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/python scripts/check_module_size.py
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -123,10 +123,10 @@ def _plugin_call(payload: dict[str, Any], hint: str) -> Envelope:
                 return Envelope(name, kind, entity)
     entity = payload.get("entity") if isinstance(payload.get("entity"), dict) else result
     if isinstance(entity, dict):
-        kind = EVENT_KINDS.get(hint) or _guess_kind(entity)
-        if kind is None:
+        guessed = EVENT_KINDS.get(hint) or _guess_kind(entity)
+        if guessed is None:
             raise UnreadablePayload("a plugin payload whose entity is neither an order, an invoice nor a credit memo")
-        return Envelope(hint if EVENT_KINDS.get(hint) else _plugin_name(kind), kind, entity)
+        return Envelope(hint if EVENT_KINDS.get(hint) else _plugin_name(guessed), guessed, entity)
     if hint and hint not in EVENT_KINDS:
         return Envelope(hint[:150], None, None)
     raise UnreadablePayload("no eventName, no CloudEvent type and no order/invoice/creditmemo argument")

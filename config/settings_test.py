@@ -5,14 +5,11 @@ import os
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production-0123456789abcdef")
 os.environ.setdefault("FERNET_KEYS", "test-fernet-key-one")
 os.environ.setdefault("SECURE_COOKIES", "0")
+# Tests (and the end-to-end runs' processes, which use these settings) use the mock systems, so the app is
+# installed whatever the environment says.
+os.environ["CONNECTOR_MOCKS"] = "1"
 
 from .settings import *  # noqa: E402,F403
-
-# Tests (and the end-to-end runs' processes, which use these settings) use the mock systems, so the app is
-# installed whatever CONNECTOR_MOCKS says.
-CONNECTOR_MOCKS = True
-if "mocks" not in INSTALLED_APPS:  # noqa: F405
-    INSTALLED_APPS = [*INSTALLED_APPS, "mocks"]  # noqa: F405
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES = {
