@@ -1,6 +1,7 @@
 """Settings, all read from the environment (see .env.example for every variable)."""
 
 import contextlib
+import logging
 from pathlib import Path
 
 import environ
@@ -204,8 +205,15 @@ CONNECTOR_HTTP_TIMEOUT = (
 )
 
 # --- Logging ------------------------------------------------------------------------------------
-LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
 LOG_FORMAT = env.str("LOG_FORMAT", default="text")  # "text" or "json"
+# Libraries that log credentials at DEBUG/INFO (oauthlib: the OAuth 1.0a parameters, access token included, and
+# the signature base string; requests_oauthlib: the signed Authorization header and token answers) stay at
+# WARNING or above whatever LOG_LEVEL says. (urllib3 logs the method, path and query of each call, never headers.)
+CREDENTIAL_LOGGERS = ("oauthlib", "requests_oauthlib")
+_CREDENTIAL_LOGGER_LEVEL = logging.getLevelName(
+    max(logging.WARNING, logging.getLevelNamesMapping().get(LOG_LEVEL, logging.WARNING))
+)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -222,7 +230,10 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        **{name: {"level": _CREDENTIAL_LOGGER_LEVEL} for name in CREDENTIAL_LOGGERS},
+    },
 }
 
 STORAGES = {

@@ -21,7 +21,7 @@ from django.conf import settings
 from requests.adapters import HTTPAdapter
 
 from core.errors import ConnectorError, OutcomeUnknownError, TransientError
-from core.redaction import excerpt, redact, redact_url
+from core.redaction import excerpt, redact, redact_url, secrets_register
 
 from . import clock
 from .answers import SAFE_METHODS, exception_error, scrub, scrub_error
@@ -129,6 +129,8 @@ class Transport:
         self.session = session
         self.error_for = error_for
         self.secrets = [s for s in secrets if s]
+        # The log filter masks these wherever they appear, also in what libraries log (oauthlib at DEBUG).
+        secrets_register(self.secrets)
         self.exchanges: list[dict[str, Any]] = exchanges if exchanges is not None else []
         self.timeout = timeout or http_timeout()
         self.max_tries = max(1, max_tries)
@@ -218,6 +220,18 @@ class Transport:
         error = mapper(response)
         if error is not None:
             scrub_error(error, self.secrets)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "%s %s %s -> HTTP %s (attempt %d, %.0f ms)",
+                self.system,
+                method,
+                scrub(
+                    redact_url((response.request.url if response.request is not None else None) or url), self.secrets
+                ),
+                response.status_code,
+                attempt,
+                (clock.now() - started) * 1000,
+            )
         self._record(method, url, response.request, response, error, attempt, clock.now() - started)
         return response, error
 
