@@ -18,12 +18,12 @@ from typing import Any, Protocol, runtime_checkable
 import requests
 import requests.auth
 from django.conf import settings
-from requests.adapters import HTTPAdapter
 
 from core.errors import ConnectorError, OutcomeUnknownError, TransientError
 from core.redaction import excerpt, redact, redact_url, secrets_register
 
 from . import clock
+from .addresses import GuardedAdapter
 from .answers import SAFE_METHODS, exception_error, scrub, scrub_error
 
 logger = logging.getLogger(__name__)
@@ -44,9 +44,10 @@ def http_timeout() -> tuple[float, float]:
 
 
 def new_session(headers: Mapping[str, str] | None = None) -> requests.Session:
-    """A session with no hidden retries: the transport decides what is retried."""
+    """A session with no hidden retries (the transport decides what is retried) whose connections check the
+    address a host resolves to (core/http/addresses.py)."""
     session = requests.Session()
-    adapter = HTTPAdapter(max_retries=0)
+    adapter = GuardedAdapter(max_retries=0)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     if headers:

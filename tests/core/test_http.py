@@ -189,7 +189,7 @@ def _closed_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_connection_refused_is_transient_host_unreachable_even_for_a_post(sleeps):
+def test_connection_refused_is_transient_host_unreachable_even_for_a_post(sleeps, allow_local_endpoints):
     url = f"http://127.0.0.1:{_closed_port()}/token"
     with pytest.raises(TransientError, match="host unreachable") as caught:
         transport().request("POST", url, data={"a": "b"})
@@ -213,7 +213,7 @@ class _PlainHandler(BaseHTTPRequestHandler):
         pass
 
 
-def test_tls_failure_is_permanent_and_says_tls():
+def test_tls_failure_is_permanent_and_says_tls(allow_local_endpoints):
     server = ThreadingHTTPServer(("127.0.0.1", 0), _PlainHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
