@@ -203,6 +203,11 @@ CONNECTOR_HTTP_TIMEOUT = (
     env.float("CONNECTOR_HTTP_CONNECT_TIMEOUT", default=5.0),
     env.float("CONNECTOR_HTTP_READ_TIMEOUT", default=30.0),
 )
+# The proxy for calls to Fusion and Commerce (http://host:port). The clients ignore HTTPS_PROXY, NO_PROXY, .netrc
+# and the other variables requests would otherwise read from the environment: only this setting.
+CONNECTOR_HTTPS_PROXY = env.str("CONNECTOR_HTTPS_PROXY", default="").strip()
+if CONNECTOR_HTTPS_PROXY and not CONNECTOR_HTTPS_PROXY.startswith(("http://", "https://")):
+    raise environ.ImproperlyConfigured("CONNECTOR_HTTPS_PROXY must be an http:// or https:// URL (see .env.example).")
 
 # --- Logging ------------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()

@@ -47,6 +47,12 @@ def new_session(headers: Mapping[str, str] | None = None) -> requests.Session:
     """A session with no hidden retries (the transport decides what is retried) whose connections check the
     address a host resolves to (core/http/addresses.py)."""
     session = requests.Session()
+    # Nothing from the process environment: no proxy variables, no ~/.netrc credentials sent to whatever host
+    # they name, no CA bundle variables. A proxy is used only when CONNECTOR_HTTPS_PROXY says so.
+    session.trust_env = False
+    proxy = settings.CONNECTOR_HTTPS_PROXY
+    if proxy:
+        session.proxies = {"https": proxy}
     adapter = GuardedAdapter(max_retries=0)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
