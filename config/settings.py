@@ -114,9 +114,18 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 
-# Encryption at rest for credentials: the first key encrypts, every key decrypts (rotation).
+# Encryption at rest for credentials: the first key encrypts, every key decrypts (rotation). Required when DEBUG
+# is off: falling back to SECRET_KEY would tie the stored credentials to it (rotating it would lose them). With
+# DEBUG on, a developer's machine may still use SECRET_KEY.
 DEV_FERNET_KEY = "dev-insecure-fernet-key-change-me"
-FERNET_KEYS = env.list("FERNET_KEYS", default=[SECRET_KEY])
+FERNET_KEYS = [key.strip() for key in env.list("FERNET_KEYS", default=[]) if key.strip()]
+if not FERNET_KEYS:
+    if not DEBUG:
+        raise environ.ImproperlyConfigured(
+            "FERNET_KEYS is required when DEBUG is off: the keys that encrypt the stored credentials, comma-separated, "
+            "the first one encrypting (see .env.example)."
+        )
+    FERNET_KEYS = [SECRET_KEY]
 
 SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
