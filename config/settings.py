@@ -139,12 +139,21 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SILENCED_SYSTEM_CHECKS = env.list("SILENCED_SYSTEM_CHECKS", default=[])
 
-# Throttle admin logins against password guessing.
+# Throttle admin logins against password guessing: a username from one address is locked after
+# AXES_FAILURE_LIMIT failures, an address (whatever usernames it tries) after AXES_ADDRESS_FAILURE_LIMIT.
+# Behind reverse proxies the client address is taken from X-Forwarded-For, trusting the last
+# TRUSTED_PROXY_COUNT entries (core/login_throttle.py); 0 uses REMOTE_ADDR, so without a proxy a forged header
+# changes nothing. With a proxy and 0, every client shares the proxy's address.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_ADDRESS_FAILURE_LIMIT = env.int("AXES_ADDRESS_FAILURE_LIMIT", default=AXES_FAILURE_LIMIT * 4)
 AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=0.5)
-AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
+AXES_HANDLER = "core.login_throttle.LoginThrottleHandler"
+AXES_CLIENT_IP_CALLABLE = "core.login_throttle.client_address"
 AXES_RESET_ON_SUCCESS = True
 AXES_SENSITIVE_PARAMETERS = ["password"]
+AXES_VERBOSE = False  # no "AXES: BEGIN ..." line from every process at start-up
 
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
