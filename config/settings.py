@@ -1,6 +1,7 @@
 """Settings, all read from the environment (see .env.example for every variable)."""
 
 import contextlib
+import logging
 from pathlib import Path
 
 import environ
@@ -120,9 +121,18 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 
-# Encryption at rest for credentials: the first key encrypts, every key decrypts (rotation).
+# Encryption at rest for credentials: the first key encrypts, every key decrypts (rotation). Required when DEBUG
+# is off: falling back to SECRET_KEY would tie the stored credentials to it (rotating it would lose them). With
+# DEBUG on, a developer's machine may still use SECRET_KEY.
 DEV_FERNET_KEY = "dev-insecure-fernet-key-change-me"
-FERNET_KEYS = env.list("FERNET_KEYS", default=[SECRET_KEY])
+FERNET_KEYS = [key.strip() for key in env.list("FERNET_KEYS", default=[]) if key.strip()]
+if not FERNET_KEYS:
+    if not DEBUG:
+        raise environ.ImproperlyConfigured(
+            "FERNET_KEYS is required when DEBUG is off: the keys that encrypt the stored credentials, comma-separated, "
+            "the first one encrypting (see .env.example)."
+        )
+    FERNET_KEYS = [SECRET_KEY]
 
 SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
@@ -136,12 +146,21 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SILENCED_SYSTEM_CHECKS = env.list("SILENCED_SYSTEM_CHECKS", default=[])
 
-# Throttle admin logins against password guessing.
+# Throttle admin logins against password guessing: a username from one address is locked after
+# AXES_FAILURE_LIMIT failures, an address (whatever usernames it tries) after AXES_ADDRESS_FAILURE_LIMIT.
+# Behind reverse proxies the client address is taken from X-Forwarded-For, trusting the last
+# TRUSTED_PROXY_COUNT entries (core/login_throttle.py); 0 uses REMOTE_ADDR, so without a proxy a forged header
+# changes nothing. With a proxy and 0, every client shares the proxy's address.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_ADDRESS_FAILURE_LIMIT = env.int("AXES_ADDRESS_FAILURE_LIMIT", default=AXES_FAILURE_LIMIT * 4)
 AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=0.5)
-AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
+AXES_HANDLER = "core.login_throttle.LoginThrottleHandler"
+AXES_CLIENT_IP_CALLABLE = "core.login_throttle.client_address"
 AXES_RESET_ON_SUCCESS = True
 AXES_SENSITIVE_PARAMETERS = ["password"]
+AXES_VERBOSE = False  # no "AXES: BEGIN ..." line from every process at start-up
 
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
@@ -219,10 +238,22 @@ CONNECTOR_HTTP_TIMEOUT = (
     env.float("CONNECTOR_HTTP_CONNECT_TIMEOUT", default=5.0),
     env.float("CONNECTOR_HTTP_READ_TIMEOUT", default=30.0),
 )
+# The proxy for calls to Fusion and Commerce (http://host:port). The clients ignore HTTPS_PROXY, NO_PROXY, .netrc
+# and the other variables requests would otherwise read from the environment: only this setting.
+CONNECTOR_HTTPS_PROXY = env.str("CONNECTOR_HTTPS_PROXY", default="").strip()
+if CONNECTOR_HTTPS_PROXY and not CONNECTOR_HTTPS_PROXY.startswith(("http://", "https://")):
+    raise environ.ImproperlyConfigured("CONNECTOR_HTTPS_PROXY must be an http:// or https:// URL (see .env.example).")
 
 # --- Logging ------------------------------------------------------------------------------------
-LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
 LOG_FORMAT = env.str("LOG_FORMAT", default="text")  # "text" or "json"
+# Libraries that log credentials at DEBUG/INFO (oauthlib: the OAuth 1.0a parameters, access token included, and
+# the signature base string; requests_oauthlib: the signed Authorization header and token answers) stay at
+# WARNING or above whatever LOG_LEVEL says. (urllib3 logs the method, path and query of each call, never headers.)
+CREDENTIAL_LOGGERS = ("oauthlib", "requests_oauthlib")
+_CREDENTIAL_LOGGER_LEVEL = logging.getLevelName(
+    max(logging.WARNING, logging.getLevelNamesMapping().get(LOG_LEVEL, logging.WARNING))
+)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -239,7 +270,10 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        **{name: {"level": _CREDENTIAL_LOGGER_LEVEL} for name in CREDENTIAL_LOGGERS},
+    },
 }
 
 STORAGES = {

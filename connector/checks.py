@@ -41,6 +41,7 @@ def check_production_settings(app_configs=None, **kwargs) -> list[Warning]:
                 id="connector.W003",
             )
         )
+    # FERNET_KEYS itself is required when DEBUG is off (config/settings.py refuses to start without it).
     fernet_keys = [str(key) for key in (getattr(settings, "FERNET_KEYS", None) or [])]
     if not fernet_keys or any(
         key == getattr(settings, "DEV_FERNET_KEY", None) or _is_placeholder(key) for key in fernet_keys
@@ -50,15 +51,6 @@ def check_production_settings(app_configs=None, **kwargs) -> list[Warning]:
                 "FERNET_KEYS is empty or holds a development or example value: stored credentials are not safe.",
                 hint="Set FERNET_KEYS to a random key of your own (keep older keys after it while rotating).",
                 id="connector.W004",
-            )
-        )
-    elif fernet_keys == [secret_key]:
-        warnings.append(
-            Warning(
-                "FERNET_KEYS is not set, so stored credentials are encrypted with SECRET_KEY.",
-                hint="Give the credentials a dedicated key: FERNET_KEYS=<random>. Rotating SECRET_KEY would "
-                "otherwise make them unreadable.",
-                id="connector.W005",
             )
         )
     return warnings

@@ -20,7 +20,9 @@ from .connections import (
     WEBHOOK_KEY_SECRET_FIELDS,
     connection_config_fields,
     connection_save,
+    host_changes,
     plain_value,
+    secrets_kept_across_host_change,
     webhook_key_delete,
     webhook_key_save,
 )
@@ -162,6 +164,10 @@ def connection_apply(
         connection.full_clean()
     except ValidationError as exc:
         errors.extend(_validation_errors(exc, ""))
+    # The secrets the document sets: a value, {"env"}/{"file"} or "" (clear); "***" and leaving one out keep it.
+    secrets_given = frozenset(name for name in SECRET_FIELDS if name in document and document[name] != SECRET_MASK)
+    if stored is not None:
+        errors.extend(_host_change_errors(before=stored, after=connection, given=secrets_given))
 
     key_plan = None
     if "webhook_keys" in document:
@@ -174,7 +180,7 @@ def connection_apply(
 
     lines: list[str] = []
     with transaction.atomic():
-        saved = connection_save(connection=connection, actor=actor, via="apply_connection")
+        saved = connection_save(connection=connection, actor=actor, via="apply_connection", secrets_given=secrets_given)
         lines.extend(saved.changes.lines())
         if key_plan is not None:
             to_save, to_delete = key_plan
@@ -190,6 +196,19 @@ def connection_apply(
                 else:
                     lines.extend(f"webhook key {key.scheme} {key.label!r}: {line}" for line in key_changes.lines())
     return ConnectionApplied(connection=connection, created=saved.created, changes=lines)
+
+
+def _host_change_errors(*, before: Connection, after: Connection, given: frozenset[str]) -> list[str]:
+    """A document that moves a side to another host must give that side's stored secrets again (or "" to clear
+    them): a stored secret is never sent to a host it was not given for."""
+    moved = host_changes(before=before, after=after)
+    kept = secrets_kept_across_host_change(before=before, after=after, given=given)
+    return [
+        f"{name}: the {side} host changes ({', '.join(moved[side])}), so the stored secret is not kept; give it "
+        'again, or "" to clear it.'
+        for side, names in kept.items()
+        for name in names
+    ]
 
 
 def _plan_webhook_keys(

@@ -4,9 +4,10 @@ fields that changed; the values of secrets never leave the row."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.db import models as db_models
 from django.db import transaction
@@ -22,6 +23,74 @@ SECRET_MASK = "***"
 CONNECTION_RUNTIME_FIELDS = ("id", "commerce_backfill_watermark", "fusion_sync_watermark", "created_at", "updated_at")
 WEBHOOK_KEY_FIELDS = ("scheme", "label", "active", "secret", "public_key", "header_name", "encoding", "prefix")
 WEBHOOK_KEY_SECRET_FIELDS = ("secret",)
+
+
+# Each side's stored secrets go only to that side's hosts. Changing a host (another scheme, host or port in any of
+# these URLs) clears the side's stored secrets unless the same change gives them again: whoever may edit a
+# connection must not be able to send its stored credentials to a host of their choosing.
+SIDE_HOST_FIELDS = {
+    "Fusion": ("fusion_base_url", "fusion_token_url"),
+    "Commerce": ("commerce_base_url", "commerce_ims_token_url"),
+}
+SIDE_SECRET_FIELDS = {
+    "Fusion": ("fusion_client_secret", "fusion_password"),
+    "Commerce": (
+        "commerce_consumer_secret",
+        "commerce_access_token",
+        "commerce_access_token_secret",
+        "commerce_client_secret",
+    ),
+}
+
+
+def _origin(url: str) -> tuple[str, str, int | None] | str:
+    try:
+        parts = urlsplit(url or "")
+        port = parts.port or {"https": 443, "http": 80}.get(parts.scheme)
+    except ValueError:
+        return url or ""
+    return parts.scheme.lower(), (parts.hostname or "").lower().rstrip("."), port
+
+
+def host_changes(*, before: Connection, after: Connection) -> dict[str, list[str]]:
+    """{side: [URL fields whose host changed]} for the sides whose hosts differ between two versions."""
+    changed: dict[str, list[str]] = {}
+    for side, names in SIDE_HOST_FIELDS.items():
+        moved = [name for name in names if _origin(getattr(before, name)) != _origin(getattr(after, name))]
+        if moved:
+            changed[side] = moved
+    return changed
+
+
+def required_secrets(connection: Connection) -> dict[str, tuple[str, ...]]:
+    """The secrets each side's chosen auth needs."""
+    fusion: tuple[str, ...] = (
+        ("fusion_password",) if connection.fusion_auth == Connection.FusionAuth.BASIC else ("fusion_client_secret",)
+    )
+    if connection.commerce_deployment == Connection.Deployment.SAAS:
+        commerce: tuple[str, ...] = ("commerce_client_secret",)
+    else:
+        commerce = ("commerce_consumer_secret", "commerce_access_token", "commerce_access_token_secret")
+    return {"Fusion": fusion, "Commerce": commerce}
+
+
+def secrets_kept_across_host_change(
+    *, before: Connection, after: Connection, given: Collection[str] | None
+) -> dict[str, list[str]]:
+    """{side: [stored secrets that would go to a changed host without being given again]}. `given` names the
+    secrets the change sets (a new value or an explicit clear); None: those whose value differs from `before`."""
+    kept: dict[str, list[str]] = {}
+    for side in host_changes(before=before, after=after):
+        names = [
+            name
+            for name in SIDE_SECRET_FIELDS[side]
+            if getattr(before, name)
+            and getattr(after, name) == getattr(before, name)
+            and (given is None or name not in given)
+        ]
+        if names:
+            kept[side] = names
+    return kept
 
 
 def connection_config_fields() -> list[str]:
@@ -96,17 +165,34 @@ class ConnectionSaved:
     connection: Connection
     created: bool
     changes: FieldChanges
+    secrets_cleared: tuple[str, ...] = ()  # stored secrets emptied because their side's host changed
 
 
-def connection_save(*, connection: Connection, actor: Any, via: str = "admin") -> ConnectionSaved:
+def connection_save(
+    *, connection: Connection, actor: Any, via: str = "admin", secrets_given: Collection[str] | None = None
+) -> ConnectionSaved:
     """Create or update a connection the caller has validated (full_clean), and audit which fields changed.
     Only changed fields are written, so a concurrent watermark update is never overwritten; nothing is
-    written (and nothing audited) when nothing changed."""
+    written (and nothing audited) when nothing changed.
+
+    A change of a side's host (SIDE_HOST_FIELDS) empties that side's stored secrets that the change does not give
+    again. `secrets_given` names the secret fields this change sets, even to the stored value (the admin form and
+    apply_connection know; `connection.secrets_given` carries it from a form); without it, a secret counts as
+    given when its value differs from the stored one."""
     fields = connection_config_fields()
+    if secrets_given is None:
+        secrets_given = connection.secrets_given
+    connection.secrets_given = None
     with transaction.atomic():
         stored = None
         if connection.pk is not None:
             stored = Connection.objects.select_for_update().filter(pk=connection.pk).first()
+        cleared: tuple[str, ...] = ()
+        if stored is not None:
+            kept = secrets_kept_across_host_change(before=stored, after=connection, given=secrets_given)
+            cleared = tuple(name for names in kept.values() for name in names)
+            for name in cleared:
+                setattr(connection, name, "")
         changes = field_changes(before=stored, after=connection, fields=fields, secrets=SECRET_FIELDS)
         if stored is None:
             connection.save(force_insert=connection.pk is None)
@@ -122,11 +208,13 @@ def connection_save(*, connection: Connection, actor: Any, via: str = "admin") -
         if not changes:
             return ConnectionSaved(connection=connection, created=False, changes=changes)
         connection.save(update_fields=[*changes.fields, "updated_at"])
-        _audit_connection_changes(connection=connection, changes=changes, actor=actor, via=via)
-    return ConnectionSaved(connection=connection, created=False, changes=changes)
+        _audit_connection_changes(connection=connection, changes=changes, actor=actor, via=via, cleared=cleared)
+    return ConnectionSaved(connection=connection, created=False, changes=changes, secrets_cleared=cleared)
 
 
-def _audit_connection_changes(*, connection: Connection, changes: FieldChanges, actor: Any, via: str) -> None:
+def _audit_connection_changes(
+    *, connection: Connection, changes: FieldChanges, actor: Any, via: str, cleared: tuple[str, ...] = ()
+) -> None:
     others = tuple(name for name in changes.fields if name != "enabled")
     if others:
         update = FieldChanges(
@@ -134,13 +222,18 @@ def _audit_connection_changes(*, connection: Connection, changes: FieldChanges, 
             values={k: v for k, v in changes.values.items() if k != "enabled"},
             secrets=changes.secrets,
         )
+        message = f"Connection {connection.slug} changed: {', '.join(others)}"
+        data = update.audit_data() | {"via": via}
+        if cleared:
+            message += f"; stored secrets cleared because the host changed: {', '.join(cleared)}"
+            data["cleared_by_host_change"] = list(cleared)  # names only (a key naming "secret" is masked)
         audit_record(
             action="connection.updated",
             actor=actor,
             connection=connection,
             target=connection,
-            message=f"Connection {connection.slug} changed: {', '.join(others)}",
-            data=update.audit_data() | {"via": via},
+            message=message,
+            data=data,
         )
     if "enabled" in changes.fields:
         _audit_enabled(connection=connection, actor=actor, via=via)

@@ -3,13 +3,21 @@ clearing it takes an explicit tick."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.html import format_html
 
-from .connections import WEBHOOK_KEY_FIELDS, connection_config_fields
+from .connections import (
+    SIDE_HOST_FIELDS,
+    WEBHOOK_KEY_FIELDS,
+    connection_config_fields,
+    host_changes,
+    required_secrets,
+    secrets_kept_across_host_change,
+)
 from .models import SECRET_FIELDS, Connection, WebhookKey
 
 
@@ -122,6 +130,22 @@ class SecretFieldsMixin:
         return cleaned
 
 
+def _host_change_help(side: str) -> str:
+    return (
+        f"Changing this host clears the stored {side} secrets unless you enter them again in the same change "
+        "(the secrets are never sent to a host they were not entered for)."
+    )
+
+
+def _host_help_texts() -> dict[str, str]:
+    texts = {}
+    for side, names in SIDE_HOST_FIELDS.items():
+        for name in names:
+            example = str(getattr(Connection._meta.get_field(name), "help_text", ""))
+            texts[name] = f"{example}. {_host_change_help(side)}" if example else _host_change_help(side)
+    return texts
+
+
 class ConnectionForm(SecretFieldsMixin, forms.ModelForm):
     secret_fields = SECRET_FIELDS
 
@@ -135,7 +159,39 @@ class ConnectionForm(SecretFieldsMixin, forms.ModelForm):
     class Meta:
         model = Connection
         fields = connection_config_fields()
-        help_texts = {"journal_mode": JOURNAL_MODE_HELP}
+        help_texts = {"journal_mode": JOURNAL_MODE_HELP, **_host_help_texts()}
+
+    def clean(self) -> dict[str, Any]:
+        # Before the mixin turns a blank box into the stored value: which secrets were typed (or cleared).
+        entered = frozenset(
+            name for name in self.secret_fields if name in self.cleaned_data and self.cleaned_data[name] is not KEEP
+        )
+        cleaned = super().clean()
+        if self.instance.pk is not None:
+            self._check_secrets_after_host_change(cleaned, entered)
+        self.instance.secrets_given = entered
+        return cleaned
+
+    def _check_secrets_after_host_change(self, cleaned: dict[str, Any], entered: frozenset[str]) -> None:
+        """A changed host clears the side's stored secrets that are not typed again (connection_save): the ones
+        the chosen auth needs must be typed again, or the connection could no longer sign in."""
+        before = self.instance
+        after = copy.copy(before)
+        for name, value in cleaned.items():
+            if hasattr(after, name) and name in self.fields:
+                setattr(after, name, value)
+        moved = host_changes(before=before, after=after)
+        kept = secrets_kept_across_host_change(before=before, after=after, given=entered)
+        needed = required_secrets(after)
+        for side, names in kept.items():
+            hosts = ", ".join(str(self.fields[name].label or name) for name in moved[side])
+            for name in names:
+                if name in needed[side]:
+                    self.add_error(
+                        name,
+                        f"The {side} host changed ({hosts}): enter the {self.fields[name].label} again. A stored "
+                        f"secret is not kept when its host changes.",
+                    )
 
 
 class WebhookKeyForm(SecretFieldsMixin, forms.ModelForm):

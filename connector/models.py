@@ -131,6 +131,10 @@ class Connection(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    # Not stored: the secret fields that the change being saved sets (typed in the admin form), for
+    # connector.connections.connection_save, which clears the secrets a host change does not give again.
+    secrets_given: frozenset[str] | None = None
+
     class Meta:
         ordering = ["name"]
         permissions = [("replay_record", "Can replay records and mark them ignored")]

@@ -45,14 +45,39 @@ def _is_local(parts, host: str) -> bool:
     return settings.CONNECTOR_ALLOW_LOCAL_ENDPOINTS and parts.scheme in ("http", "https") and host in LOCAL_HOSTS
 
 
+# The last label of a host that resolvers and browsers read as an IPv4 address rather than a name: decimal,
+# octal (0177) or hex (0x7f) numbers, so 127.1, 0177.0.0.1, 0x7f.0.0.1, 169.254.43518 and 2130706433 all are.
+_NUMERIC_LABEL = re.compile(r"^(?:0x[0-9a-f]*|[0-9]+)$")
+
+
+def is_ip_literal(host: str) -> bool:
+    """An IP address in any notation: IPv6 (IPv4-mapped too), dotted IPv4 and the forms inet_aton also reads
+    (short, octal, hex, a single integer). A name whose last label is a number counts, as it does in browsers."""
+    name = host.strip("[]").rstrip(".")
+    if ":" in name:
+        return True
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        pass
+    else:
+        return True
+    return bool(_NUMERIC_LABEL.match(name.rsplit(".", 1)[-1]))
+
+
+def is_localhost_name(host: str) -> bool:
+    """localhost, localhost. and every name under .localhost (RFC 6761: always this machine)."""
+    name = host.rstrip(".")
+    return name == "localhost" or name.endswith(".localhost")
+
+
 def _require_https(parts, host: str, what: str) -> None:
     if parts.scheme != "https":
         raise ValidationError(f"{what}: only https:// URLs are allowed (got {parts.scheme or 'no scheme'}://).")
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return
-    raise ValidationError(f"{what}: an IP address is not allowed; use the system's DNS name.")
+    if is_ip_literal(host):
+        raise ValidationError(f"{what}: an IP address (in any notation) is not allowed; use the system's DNS name.")
+    if is_localhost_name(host):
+        raise ValidationError(f"{what}: {host} is this machine; use the system's public DNS name.")
 
 
 def _check(url: str, what: str, pattern: re.Pattern[str] | None, example: str, *, path_ok: bool) -> str:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
 
 MASK = "***"
 
@@ -96,6 +98,61 @@ def redact(value: Any, *, depth: int = 0) -> Any:
             return redact_url(value)
         return redact_text(value)
     return value
+
+
+# --- known secret values ------------------------------------------------------------------------------------
+# The patterns above find credentials by their shape (`password=...`, `Bearer ...`). A library that logs a
+# credential in a shape of its own (oauthlib's "Collected params: [('oauth_token', '...')]") slips past them, so
+# the values themselves are kept too: every client built from a connection registers that connection's secrets,
+# and the log filter masks them wherever they appear. Bounded: the oldest values drop out first.
+
+SECRET_REGISTRY_SIZE = 256  # values (a connection has up to six secrets, plus the access tokens it fetched)
+SECRET_MIN_LENGTH = 8  # shorter values are not registered: they would mask ordinary words
+
+_registered: OrderedDict[str, None] = OrderedDict()
+_registered_pattern: re.Pattern[str] | None = None
+_registry_lock = threading.Lock()
+
+
+def _encoded_forms(value: str) -> set[str]:
+    """The value as it may appear in a log line: as is, URL-encoded (query strings, form bodies; `+` or `%20`
+    for spaces) and URL-encoded twice (an OAuth 1.0a signature base string)."""
+    once = quote(value, safe="")
+    return {value, once, quote_plus(value, safe=""), quote(value, safe="~"), quote(once, safe="")}
+
+
+def secrets_register(values: Iterable[str | None]) -> None:
+    """Remember secret values so that `scrub_secrets` (and so every log line) masks them. Cheap for values
+    already known: a client is built per task."""
+    fresh = [v for v in values if isinstance(v, str) and len(v) >= SECRET_MIN_LENGTH and v not in _registered]
+    if not fresh:
+        return
+    global _registered_pattern
+    with _registry_lock:
+        for value in fresh:
+            _registered[value] = None
+            _registered.move_to_end(value)
+        while len(_registered) > SECRET_REGISTRY_SIZE:
+            _registered.popitem(last=False)
+        forms = {form for value in _registered for form in _encoded_forms(value)}
+        # Longest first, so a value is masked whole rather than one of its encoded forms inside it.
+        _registered_pattern = re.compile("|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True)))
+
+
+def secrets_forget() -> None:
+    """Drop every registered value (tests)."""
+    global _registered_pattern
+    with _registry_lock:
+        _registered.clear()
+        _registered_pattern = None
+
+
+def scrub_secrets(text: str) -> str:
+    """Mask every registered secret value (and its URL-encoded forms) in text."""
+    pattern = _registered_pattern
+    if pattern is None or not text:
+        return text
+    return pattern.sub(MASK, text)
 
 
 def excerpt(text: str | bytes | None, limit: int = 2000) -> str:

@@ -18,7 +18,7 @@ import requests.auth
 from django.core.cache import BaseCache, caches
 
 from core.errors import AuthError, PermanentError, TransientError
-from core.redaction import MASK
+from core.redaction import MASK, secrets_register
 
 from . import clock
 from .answers import json_of
@@ -203,7 +203,9 @@ class BearerTokenAuth(requests.auth.AuthBase):
         return f"<{type(self).__name__} {self.store.name}>"
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.headers["Authorization"] = f"Bearer {self.store.get()}"
+        token = self.store.get()
+        secrets_register((token,))  # masked in every log line from now on
+        request.headers["Authorization"] = f"Bearer {token}"
         return request
 
     def invalidate(self, request: requests.PreparedRequest | None) -> None:

@@ -18,12 +18,12 @@ from typing import Any, Protocol, runtime_checkable
 import requests
 import requests.auth
 from django.conf import settings
-from requests.adapters import HTTPAdapter
 
 from core.errors import ConnectorError, OutcomeUnknownError, TransientError
-from core.redaction import excerpt, redact, redact_url
+from core.redaction import excerpt, redact, redact_url, secrets_register
 
 from . import clock
+from .addresses import GuardedAdapter
 from .answers import SAFE_METHODS, exception_error, scrub, scrub_error
 
 logger = logging.getLogger(__name__)
@@ -44,9 +44,16 @@ def http_timeout() -> tuple[float, float]:
 
 
 def new_session(headers: Mapping[str, str] | None = None) -> requests.Session:
-    """A session with no hidden retries: the transport decides what is retried."""
+    """A session with no hidden retries (the transport decides what is retried) whose connections check the
+    address a host resolves to (core/http/addresses.py)."""
     session = requests.Session()
-    adapter = HTTPAdapter(max_retries=0)
+    # Nothing from the process environment: no proxy variables, no ~/.netrc credentials sent to whatever host
+    # they name, no CA bundle variables. A proxy is used only when CONNECTOR_HTTPS_PROXY says so.
+    session.trust_env = False
+    proxy = settings.CONNECTOR_HTTPS_PROXY
+    if proxy:
+        session.proxies = {"https": proxy}
+    adapter = GuardedAdapter(max_retries=0)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     if headers:
@@ -129,6 +136,8 @@ class Transport:
         self.session = session
         self.error_for = error_for
         self.secrets = [s for s in secrets if s]
+        # The log filter masks these wherever they appear, also in what libraries log (oauthlib at DEBUG).
+        secrets_register(self.secrets)
         self.exchanges: list[dict[str, Any]] = exchanges if exchanges is not None else []
         self.timeout = timeout or http_timeout()
         self.max_tries = max(1, max_tries)
@@ -218,6 +227,18 @@ class Transport:
         error = mapper(response)
         if error is not None:
             scrub_error(error, self.secrets)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "%s %s %s -> HTTP %s (attempt %d, %.0f ms)",
+                self.system,
+                method,
+                scrub(
+                    redact_url((response.request.url if response.request is not None else None) or url), self.secrets
+                ),
+                response.status_code,
+                attempt,
+                (clock.now() - started) * 1000,
+            )
         self._record(method, url, response.request, response, error, attempt, clock.now() - started)
         return response, error
 

@@ -60,9 +60,42 @@ def test_default_fernet_keys_are_flagged(production, keys):
     assert "connector.W004" in deploy_issue_ids()
 
 
-def test_fernet_keys_falling_back_to_the_secret_key_are_flagged(production):
-    production.FERNET_KEYS = [production.SECRET_KEY]
-    assert "connector.W005" in deploy_issue_ids()
+def _import_settings(**overrides):
+    """Import config.settings in a fresh interpreter with this environment (nothing from a developer's .env
+    can fill in what is left out: every variable it could hold is given here or checked below)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "FERNET_", "DEBUG", "SECRET_KEY"))}
+    env.update(overrides)
+    return subprocess.run(
+        [sys.executable, "-c", "import config.settings as s; print(len(s.FERNET_KEYS))"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def _dotenv_sets(name):
+    dotenv = ROOT / ".env"
+    return dotenv.exists() and any(line.startswith(f"{name}=") for line in dotenv.read_text().splitlines())
+
+
+@pytest.mark.parametrize("given", [None, "", " , "])
+def test_settings_refuse_to_start_without_fernet_keys_when_debug_is_off(given):
+    if given is None and _dotenv_sets("FERNET_KEYS"):
+        pytest.skip("this checkout's .env sets FERNET_KEYS")
+    overrides = {"DEBUG": "0", "SECRET_KEY": secrets.token_urlsafe(48)}
+    if given is not None:
+        overrides["FERNET_KEYS"] = given
+    result = _import_settings(**overrides)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr and "FERNET_KEYS is required" in result.stderr
+
+
+def test_settings_start_with_fernet_keys_or_with_debug_on():
+    key = secrets.token_urlsafe(48)
+    assert _import_settings(DEBUG="0", SECRET_KEY=key, FERNET_KEYS="k1,k2").stdout.strip() == "2"
+    assert _import_settings(DEBUG="1", SECRET_KEY=key, FERNET_KEYS="").stdout.strip() == "1"  # SECRET_KEY, dev only
 
 
 def test_the_checks_only_run_for_deploy(settings):

@@ -99,6 +99,46 @@ def test_commerce_paas_base_url_is_any_https_dns_name():
 
 
 @pytest.mark.parametrize(
+    "url",
+    [
+        "https://127.1",  # short IPv4
+        "https://0177.0.0.1",  # octal
+        "https://0x7f.0.0.1",  # hex
+        "https://0x7f000001",
+        "https://169.254.43518",  # the last part holding two bytes
+        "https://2130706433",  # 127.0.0.1 as one integer
+        "https://127.0.0.1.",  # trailing dot
+        "https://10.0.0.5",
+        "https://[::1]",
+        "https://[::ffff:127.0.0.1]",  # IPv4-mapped IPv6
+        "https://[::ffff:7f00:1]",
+        "https://[fe80::1]",
+        "https://shop.example.0x1f",  # a name ending in a number is read as an address
+    ],
+)
+def test_commerce_paas_base_url_refuses_ip_addresses_in_every_notation(url, settings):
+    settings.CONNECTOR_ALLOW_LOCAL_ENDPOINTS = False
+    with pytest.raises(ValidationError, match="IP address"):
+        validate_commerce_paas_base_url(url)
+
+
+@pytest.mark.parametrize(
+    "url", ["https://localhost", "https://localhost.", "https://shop.localhost", "https://a.b.localhost."]
+)
+def test_commerce_paas_base_url_refuses_localhost_names(url, settings):
+    settings.CONNECTOR_ALLOW_LOCAL_ENDPOINTS = False
+    with pytest.raises(ValidationError, match="this machine"):
+        validate_commerce_paas_base_url(url)
+
+
+def test_local_endpoints_admit_only_the_plain_loopback_names(allow_local_endpoints):
+    assert validate_commerce_paas_base_url("http://127.0.0.1:8802") == "http://127.0.0.1:8802"
+    for url in ("http://127.1:8802", "https://0x7f.0.0.1", "http://localhost.:8802", "https://[::ffff:127.0.0.1]"):
+        with pytest.raises(ValidationError):
+            validate_commerce_paas_base_url(url)
+
+
+@pytest.mark.parametrize(
     "validator",
     [validate_fusion_base_url, validate_identity_token_url, validate_commerce_paas_base_url, validate_ims_token_url],
 )

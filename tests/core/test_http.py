@@ -189,7 +189,7 @@ def _closed_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_connection_refused_is_transient_host_unreachable_even_for_a_post(sleeps):
+def test_connection_refused_is_transient_host_unreachable_even_for_a_post(sleeps, allow_local_endpoints):
     url = f"http://127.0.0.1:{_closed_port()}/token"
     with pytest.raises(TransientError, match="host unreachable") as caught:
         transport().request("POST", url, data={"a": "b"})
@@ -213,7 +213,7 @@ class _PlainHandler(BaseHTTPRequestHandler):
         pass
 
 
-def test_tls_failure_is_permanent_and_says_tls():
+def test_tls_failure_is_permanent_and_says_tls(allow_local_endpoints):
     server = ThreadingHTTPServer(("127.0.0.1", 0), _PlainHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -410,3 +410,53 @@ def test_a_refused_token_request_is_remembered_briefly_so_workers_do_not_repeat_
 
 def test_token_grant_repr_hides_the_token():
     assert "abc123" not in repr(TokenGrant(access_token="abc123", expires_in=10))
+
+
+# --- what a session takes from the environment --------------------------------------------------------------
+
+
+class _EchoAuthHandler(BaseHTTPRequestHandler):
+    seen: list[str | None] = []
+
+    def do_GET(self):
+        type(self).seen.append(self.headers.get("Authorization"))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_session_ignores_proxy_variables_and_netrc_from_the_environment(monkeypatch, tmp_path, allow_local_endpoints):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _EchoAuthHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    _EchoAuthHandler.seen = []
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login netrc-user password netrc-password-leaked\n")
+    netrc.chmod(0o600)
+    dead_proxy = f"http://127.0.0.1:{_closed_port()}"
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
+        monkeypatch.setenv(name, dead_proxy)
+    monkeypatch.setenv("NETRC", str(netrc))
+    try:
+        response = transport(max_tries=1).request("GET", f"http://127.0.0.1:{server.server_address[1]}/x")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert response.status_code == 204  # straight to the server, not through the (dead) proxy
+    assert _EchoAuthHandler.seen == [None]  # and without the .netrc credentials
+
+
+@responses.activate
+def test_the_configured_proxy_is_the_only_one_used(settings, monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", "http://env-proxy.example:3128")
+    settings.CONNECTOR_HTTPS_PROXY = "http://proxy.internal:3128"
+    responses.get(URL, json={})
+    transport().request("GET", URL)
+    assert responses.calls[0].request.req_kwargs["proxies"] == {"https": "http://proxy.internal:3128"}
+    settings.CONNECTOR_HTTPS_PROXY = ""
+    transport().request("GET", URL)
+    assert not responses.calls[1].request.req_kwargs["proxies"]

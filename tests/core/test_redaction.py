@@ -1,12 +1,24 @@
 import io
 import json
 import logging
+import sys
+from urllib.parse import quote
 
 import pytest
 
 from connector.connection_documents import connection_apply
 from core.logging import JsonFormatter, RedactingFilter
-from core.redaction import MASK, excerpt, is_secret_name, redact, redact_text, redact_url
+from core.redaction import (
+    MASK,
+    excerpt,
+    is_secret_name,
+    redact,
+    redact_text,
+    redact_url,
+    scrub_secrets,
+    secrets_forget,
+    secrets_register,
+)
 from tests.connector.secrets import SECRET_VALUES, assert_no_secret_in
 from tests.factories import make_connection
 
@@ -163,3 +175,53 @@ def test_prose_naming_an_auth_scheme_stays_readable_while_credentials_are_masked
     assert redact_text("Commerce refused the OAuth 1.0a signature") == "Commerce refused the OAuth 1.0a signature"
     assert redact_text("Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.e30.sig") == "Authorization: Bearer ***"
     assert "dXNlcjpwYXNzd29yZA" not in redact_text("Basic dXNlcjpwYXNzd29yZA==")
+
+
+# --- known secret values ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fresh_registry():
+    secrets_forget()
+    yield
+    secrets_forget()
+
+
+@pytest.mark.usefixtures("fresh_registry")
+def test_the_filter_masks_registered_values_and_their_url_encoded_forms():
+    secret = "s3cret/with+odd chars=="
+    secrets_register([secret, "short", None, ""])
+    record = logging.makeLogRecord(
+        {
+            "msg": "a %s b %s c %s d",
+            "args": (secret, quote(secret, safe=""), quote(quote(secret, safe=""), safe="")),
+            "detail": {"nested": [f"x{secret}y"]},
+        }
+    )
+    RedactingFilter().filter(record)
+    assert record.getMessage() == f"a {MASK} b {MASK} c {MASK} d"
+    assert record.detail == {"nested": [f"x{MASK}y"]}
+    assert scrub_secrets("short stays") == "short stays"  # too short to register without masking words
+
+
+@pytest.mark.usefixtures("fresh_registry")
+def test_the_filter_masks_registered_values_in_a_logged_traceback():
+    secrets_register(["tb-secret-0a1b2c3d"])
+    try:
+        raise RuntimeError("refused tb-secret-0a1b2c3d")
+    except RuntimeError:
+        record = logging.getLogger("tests").makeRecord("tests", logging.ERROR, __file__, 1, "failed", (), None)
+        record.exc_info = sys.exc_info()
+    RedactingFilter().filter(record)
+    formatted = logging.Formatter().format(record)
+    assert "tb-secret-0a1b2c3d" not in formatted and "RuntimeError" in formatted
+
+
+@pytest.mark.usefixtures("fresh_registry")
+def test_the_registry_is_bounded_and_forgets_the_oldest():
+    from core import redaction
+
+    values = [f"bounded-secret-{i:05d}" for i in range(redaction.SECRET_REGISTRY_SIZE + 10)]
+    secrets_register(values)
+    assert scrub_secrets(values[0]) == values[0]
+    assert scrub_secrets(values[-1]) == MASK
