@@ -18,6 +18,7 @@ from .connections import (
     SECRET_MASK,
     WEBHOOK_KEY_FIELDS,
     WEBHOOK_KEY_SECRET_FIELDS,
+    ConnectionSaved,
     connection_config_fields,
     connection_save,
     host_changes,
@@ -178,6 +179,18 @@ def connection_apply(
     if errors:
         raise ConnectionDocumentError(errors)
 
+    saved, lines = _write(connection=connection, key_plan=key_plan, secrets_given=secrets_given, actor=actor)
+    return ConnectionApplied(connection=connection, created=saved.created, changes=lines)
+
+
+def _write(
+    *,
+    connection: Connection,
+    key_plan: tuple[list[WebhookKey], list[WebhookKey]] | None,
+    secrets_given: frozenset[str],
+    actor: Any,
+) -> tuple[ConnectionSaved, list[str]]:
+    """Save a validated connection and its webhook keys in one transaction; the lines say what changed."""
     lines: list[str] = []
     with transaction.atomic():
         saved = connection_save(connection=connection, actor=actor, via="apply_connection", secrets_given=secrets_given)
@@ -195,7 +208,7 @@ def connection_apply(
                     lines.append(f"webhook key {key.scheme} {key.label!r}: added")
                 else:
                     lines.extend(f"webhook key {key.scheme} {key.label!r}: {line}" for line in key_changes.lines())
-    return ConnectionApplied(connection=connection, created=saved.created, changes=lines)
+    return saved, lines
 
 
 def _host_change_errors(*, before: Connection, after: Connection, given: frozenset[str]) -> list[str]:
