@@ -50,6 +50,13 @@ def quantize(amount: Decimal, currency: str) -> Decimal:
     return amount.quantize(_minor_unit(currency), rounding=ROUND_HALF_UP)
 
 
+def format_money(amount: Decimal | None, currency: str) -> str:
+    """An amount as finance reads it: the currency's decimals, thousands grouped, the code after ("1,299.99 USD")."""
+    if amount is None:
+        return ""
+    return f"{quantize(amount, currency or 'USD'):,} {currency}".strip()
+
+
 @functools.lru_cache(maxsize=512)
 def _minor_unit(currency: str) -> Decimal:
     return Decimal(1).scaleb(-currency_exponent(currency))

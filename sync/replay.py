@@ -12,12 +12,15 @@ from audit.services import audit_record
 from connector.models import Record
 from connector.wakeups import record_wake
 
+# States a finance user may replay: parked, ignored, or waiting for its next attempt.
+REPLAYABLE_STATES = (Record.State.NEEDS_REVIEW, Record.State.IGNORED, Record.State.RETRYING)
+
 
 def record_replay(*, record: Record, actor: Any, reason: str = "") -> Record:
     """Put a parked (or ignored) record back in line; the step that failed runs again with current mappings."""
     with transaction.atomic():
         locked = Record.objects.select_for_update().get(pk=record.pk)
-        if locked.state not in (Record.State.NEEDS_REVIEW, Record.State.IGNORED, Record.State.RETRYING):
+        if locked.state not in REPLAYABLE_STATES:
             raise ValueError(
                 f"Only records needing review, ignored or waiting to retry can be replayed "
                 f"(this one is {locked.get_state_display().lower()})."

@@ -11,16 +11,23 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
 from audit.models import AuditEvent
+from connector.documents import format_money
 from connector.models import Record
 from core.admin import ReadOnlyAdmin, ReasonActionForm
-from mappings.plans import plan_preview_html
+from mappings.plans import plan_from_json, plan_preview_html
 from mappings.services import plan_for_record
 
-from ..replay import record_ignore, record_replay
+from ..replay import REPLAYABLE_STATES, record_ignore, record_replay
+
+
+def _shorten(text: str, limit: int = 160) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 class RecordStateFilter(admin.SimpleListFilter):
@@ -43,8 +50,7 @@ class RecordAdmin(ReadOnlyAdmin):
         "attempts",
         "problem",
         "fusion_transaction_number",
-        "grand_total",
-        "currency",
+        "amount",
         "created_at",
     )
     list_filter = (RecordStateFilter, "kind", "connection", "source", ("created_at", admin.DateFieldListFilter))
@@ -64,8 +70,7 @@ class RecordAdmin(ReadOnlyAdmin):
                     "commerce_order_id",
                     "source",
                     "document_date",
-                    "grand_total",
-                    "currency",
+                    "amount",
                 )
             },
         ),
@@ -77,8 +82,8 @@ class RecordAdmin(ReadOnlyAdmin):
                     "last_error",
                     "resolution_hint",
                     "attempts",
-                    "next_attempt_at",
-                    "outcome_unknown",
+                    "next_attempt",
+                    "outcome",
                     "fusion_transaction_number",
                     "fusion_transaction_id",
                     "linked_record",
@@ -93,15 +98,19 @@ class RecordAdmin(ReadOnlyAdmin):
     )
 
     def get_queryset(self, request):
-        # Records needing review first, then the newest.
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(
-                review_first=Case(When(state=Record.State.NEEDS_REVIEW, then=0), default=1, output_field=IntegerField())
-            )
-            .order_by("review_first", "-created_at")
+        rank = Case(
+            When(state=Record.State.NEEDS_REVIEW, then=0),
+            When(state=Record.State.RETRYING, then=1),
+            default=2,
+            output_field=IntegerField(),
         )
+        # Annotated before the admin orders by it (ModelAdmin.get_queryset would order first).
+        return self.model._default_manager.annotate(state_rank=rank).order_by(*self.get_ordering(request))
+
+    def get_ordering(self, request):
+        # Needing review first, then waiting to retry, then the newest. (Not `ordering`: the admin's checks
+        # accept only model fields there, and state_rank is annotated in get_queryset.)
+        return ("state_rank", "-created_at")
 
     def get_readonly_fields(self, request, obj=None):
         return [f for fieldset in self.fieldsets for f in fieldset[1]["fields"]]
@@ -111,16 +120,48 @@ class RecordAdmin(ReadOnlyAdmin):
 
     @admin.display(description="Reason and resolution")
     def problem(self, obj: Record) -> str:
-        if obj.state != Record.State.NEEDS_REVIEW:
+        if obj.state not in (Record.State.NEEDS_REVIEW, Record.State.RETRYING):
             return ""
-        return format_html("{}<br><small>{}</small>", obj.last_error[:200], obj.resolution_hint[:200])
+        # The list shows the start of each; the whole text is a hover away.
+        return format_html(
+            '<span title="{}">{}</span><br><small title="{}">{}</small>',
+            obj.last_error,
+            _shorten(obj.last_error),
+            obj.resolution_hint,
+            _shorten(obj.resolution_hint),
+        )
 
-    @admin.display(description="Plan (with the current mappings; nothing is sent)")
+    @admin.display(description="Amount", ordering="grand_total")
+    def amount(self, obj: Record) -> str:
+        return format_money(obj.grand_total, obj.currency)
+
+    @admin.display(description="Next attempt")
+    def next_attempt(self, obj: Record) -> str:
+        if obj.state not in Record.ACTIVE_STATES:
+            return "none: nothing more to do" if obj.fusion_transaction_id else "none until replayed"
+        return date_format(timezone.localtime(obj.next_attempt_at), "DATETIME_FORMAT")
+
+    @admin.display(description="Last create")
+    def outcome(self, obj: Record) -> str:
+        if not obj.outcome_unknown or obj.fusion_transaction_id:
+            return ""
+        return (
+            "Fusion did not answer the last create: the document may or may not exist there. The next attempt "
+            "looks it up first, so it is never created twice."
+        )
+
+    @admin.display(description="Plan")
     def plan_preview(self, obj: Record) -> str:
+        if obj.fusion_transaction_id and obj.plan:
+            # Posted: the plan as it was sent, not what today's mappings would make of the document.
+            heading = format_html("<p>Sent to Fusion as <strong>{}</strong>.</p>", obj.fusion_transaction_number)
+            return heading + mark_safe(plan_preview_html(plan_from_json(obj.plan)))  # noqa: S308 - autoescaped template
         try:
-            return mark_safe(plan_preview_html(plan_for_record(obj)))  # noqa: S308 - rendered by a template with autoescape
+            preview = plan_preview_html(plan_for_record(obj))
         except Exception as exc:  # noqa: BLE001 - show why the preview cannot be made instead of a 500
             return format_html("<p class='errornote'>No preview: {}</p>", exc)
+        heading = mark_safe("<p>With the mappings as they are now; nothing is sent.</p>")
+        return heading + mark_safe(preview)  # noqa: S308 - rendered by a template with autoescape
 
     @admin.display(description="Normalised document")
     def document_pretty(self, obj: Record) -> str:
@@ -128,6 +169,8 @@ class RecordAdmin(ReadOnlyAdmin):
 
     @admin.display(description="Actions")
     def record_actions(self, obj: Record) -> str:
+        if obj.state not in REPLAYABLE_STATES:
+            return ""
         return format_html(
             '<a class="button" href="{}">Replay or ignore…</a>', reverse("admin:connector_record_decide", args=[obj.pk])
         )

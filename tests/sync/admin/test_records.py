@@ -1,14 +1,21 @@
 """The Finance view of records: review first, reason and hint, plan preview, replay and ignore, timeline."""
 
+from datetime import timedelta
+from decimal import Decimal
+
 import pytest
 import responses
 from django.contrib.auth.models import Group, Permission, User
 from django.urls import reverse
+from django.utils import timezone
 
 from audit.models import AuditEvent
 from connector.groups import GROUP_FINANCE
 from connector.models import Record
 from connector.records import record_accept, record_park
+from mappings.models import AccountTemplate
+from mappings.plans import plan_to_json
+from mappings.services import plan_for_record
 from tests.factories import make_connection
 from tests.posting import order_document, seed_mappings
 
@@ -111,3 +118,68 @@ def test_a_viewer_without_replay_permission_cannot_replay(client, records):
     client.post(reverse(CHANGELIST), {"action": "replay", "_selected_action": [parked.pk], "reason": "x"})
     parked.refresh_from_db()
     assert parked.state == Record.State.NEEDS_REVIEW
+
+
+def test_an_old_record_needing_review_is_first_ahead_of_hundreds_of_newer_posted_ones(finance, records):
+    posted, parked = records
+    Record.objects.filter(pk=parked.pk).update(created_at=timezone.now() - timedelta(days=30))
+    connection = posted.connection
+    for n in range(260):
+        record = record_accept(connection=connection, document=order_document(str(1000 + n))).record
+        Record.objects.filter(pk=record.pk).update(state=Record.State.POSTED, fusion_transaction_id=str(n))
+    waiting = record_accept(connection=connection, document=order_document("3")).record
+    Record.objects.filter(pk=waiting.pk).update(
+        state=Record.State.RETRYING, created_at=timezone.now() - timedelta(days=20)
+    )
+    response = finance.get(reverse(CHANGELIST))
+    rows = list(response.context["cl"].result_list)
+    assert [rows[0].pk, rows[1].pk] == [parked.pk, waiting.pk]
+    assert rows[2].created_at >= rows[-1].created_at  # then the newest
+
+
+def test_amounts_show_in_the_currency_decimals(finance, records):
+    _, parked = records
+    Record.objects.filter(pk=parked.pk).update(grand_total=Decimal("85.9900"), currency="USD")
+    yen = record_accept(connection=parked.connection, document=order_document("9", currency="JPY")).record
+    Record.objects.filter(pk=yen.pk).update(grand_total=Decimal("12000.0000"))
+    page = finance.get(reverse(CHANGELIST)).content.decode()
+    assert "85.99 USD" in page and "85.9900" not in page
+    assert "12,000 JPY" in page
+
+
+def test_a_long_reason_is_shortened_in_the_list_and_whole_on_hover(finance, records):
+    _, parked = records
+    reason = "Fusion refused the invoice: " + "the account combination is end-dated in the ledger; " * 8
+    Record.objects.filter(pk=parked.pk).update(last_error=reason)
+    page = finance.get(reverse(CHANGELIST)).content.decode()
+    assert f'title="{reason}"' in page
+    assert reason not in page.replace(f'title="{reason}"', "")  # not shown whole outside the hover text
+
+
+def test_a_posted_record_shows_the_plan_as_sent_without_next_attempt_or_replay(finance, records):
+    posted, _ = records
+    sent = plan_for_record(posted)
+    Record.objects.filter(pk=posted.pk).update(fusion_transaction_id="300000123", plan=plan_to_json(sent))
+    # The mappings change after posting: the page must still show what was sent.
+    AccountTemplate.objects.filter(connection=posted.connection, account_class="revenue").update(
+        combination="01-000-4999-0000-000"
+    )
+    with responses.RequestsMock():
+        page = finance.get(reverse("admin:connector_record_change", args=[posted.pk])).content.decode()
+    assert "Sent to Fusion as <strong>MAG-00001</strong>" in page
+    assert "01-000-4110-0000-000" in page and "01-000-4999-0000-000" not in page
+    assert "Replay or ignore" not in page
+    assert "none: nothing more to do" in page
+
+
+def test_outcome_unknown_is_said_only_when_it_is_true(finance, records):
+    posted, parked = records
+    explanation = "Fusion did not answer the last create"
+    page = finance.get(reverse("admin:connector_record_change", args=[parked.pk])).content.decode()
+    assert explanation not in page
+    Record.objects.filter(pk=parked.pk).update(outcome_unknown=True)
+    page = finance.get(reverse("admin:connector_record_change", args=[parked.pk])).content.decode()
+    assert explanation in page
+    Record.objects.filter(pk=posted.pk).update(outcome_unknown=True, fusion_transaction_id="300000123")
+    page = finance.get(reverse("admin:connector_record_change", args=[posted.pk])).content.decode()
+    assert explanation not in page
