@@ -218,6 +218,9 @@ CELERY_TIMEZONE = "UTC"
 # --- The connector --------------------------------------------------------------------------------
 # Admits http://127.0.0.1 / localhost endpoints (the bundled mock systems and tests). Never in production.
 CONNECTOR_ALLOW_LOCAL_ENDPOINTS = env.bool("CONNECTOR_ALLOW_LOCAL_ENDPOINTS", default=False)
+# The https address Commerce reaches this connector at (e.g. https://connector.example.com): the connection page
+# shows the webhook URL to give Commerce built from it. Empty: the address the admin is browsed at.
+CONNECTOR_PUBLIC_URL = env.str("CONNECTOR_PUBLIC_URL", default="")
 CONNECTOR_WEBHOOK_MAX_BYTES = env.int("CONNECTOR_WEBHOOK_MAX_BYTES", default=1024 * 1024)
 CONNECTOR_PAYLOAD_RETENTION_DAYS = env.int("CONNECTOR_PAYLOAD_RETENTION_DAYS", default=90)
 CONNECTOR_LEASE_SECONDS = env.int("CONNECTOR_LEASE_SECONDS", default=300)

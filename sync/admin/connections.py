@@ -3,7 +3,13 @@ Test connection action."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.conf import settings
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import path, reverse
 from django.utils.html import format_html
 
 from connector.connections import (
@@ -207,15 +213,42 @@ class ConnectionAdmin(admin.ModelAdmin):
         for connection in queryset:
             connection_delete(connection=connection, actor=request.user, via="admin")
 
+    def get_urls(self):
+        return [
+            path("<int:pk>/test/", self.admin_site.admin_view(self.test_view), name="connector_connection_test"),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        connection = self.get_object(request, object_id)
+        extra: dict[str, Any] = {"can_test": self.has_change_permission(request, connection)}
+        if connection is not None:
+            path_ = reverse("commerce-webhook", args=[connection.slug])
+            base = settings.CONNECTOR_PUBLIC_URL.rstrip("/")
+            extra["webhook_url"] = f"{base}{path_}" if base else request.build_absolute_uri(path_)
+            extra["has_active_key"] = connection.webhook_keys.filter(active=True).exists()
+        return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
+
+    def test_view(self, request, pk: int):
+        """The Test connection button: sign in and read once on each side, say how it went in plain words."""
+        connection = get_object_or_404(Connection, pk=pk)
+        if request.method != "POST" or not self.has_change_permission(request, connection):
+            raise PermissionDenied
+        self._test(request, connection)
+        return redirect(reverse("admin:connector_connection_change", args=[connection.pk]))
+
+    def _test(self, request, connection: Connection) -> None:
+        result = connection_test(connection=connection, actor=request.user)
+        for side in result.sides:
+            level = messages.SUCCESS if side.ok else messages.ERROR
+            self.message_user(request, f"{connection.name} — {side.system}: {side.message}", level)
+
     @admin.action(
         description="Test the selected connections (sign in and read once on each side)", permissions=["change"]
     )
     def test_connections(self, request, queryset):
         for connection in queryset:
-            result = connection_test(connection=connection, actor=request.user)
-            for side in result.sides:
-                level = messages.SUCCESS if side.ok else messages.ERROR
-                self.message_user(request, f"{connection.name} — {side.system}: {side.message}", level)
+            self._test(request, connection)
 
     @admin.action(description="Enable the selected connections", permissions=["change"])
     def enable_connections(self, request, queryset):

@@ -10,6 +10,8 @@ from connector.apps import sync_groups_after_migrate
 from connector.connections import connection_config_fields
 from connector.groups import GROUP_FINANCE, GROUP_INTEGRATION_ADMIN
 from connector.models import SECRET_FIELDS, Connection, WebhookKey
+from sync.admin import connections as admin_module
+from sync.diagnostics import ConnectionTestResult, SideResult
 from tests.connector.secrets import SECRET_VALUES, WEBHOOK_SECRET, assert_no_secret_in
 from tests.factories import add_hmac_key, make_connection
 
@@ -350,3 +352,40 @@ def test_deleting_a_connection_is_audited_and_the_trail_survives_it(client, supe
     assert not Connection.objects.filter(pk=pk).exists()
     event = AuditEvent.objects.get(action="connection.deleted")
     assert event.connection_id == pk and event.data["slug"] == connection.slug
+
+
+def test_the_connection_page_shows_the_webhook_url_to_give_commerce(client, superuser, connection, settings):
+    page = client.get(change_url(connection)).content.decode()
+    assert f"http://testserver/webhooks/commerce/{connection.slug}/" in page
+    settings.CONNECTOR_PUBLIC_URL = "https://connector.example.com/"
+    page = client.get(change_url(connection)).content.decode()
+    assert f"https://connector.example.com/webhooks/commerce/{connection.slug}/" in page
+    assert "every delivery is refused until one is added" not in page
+    WebhookKey.objects.filter(connection=connection).update(active=False)
+    page = client.get(change_url(connection)).content.decode()
+    assert "every delivery is refused until one is added" in page
+
+
+def test_the_test_connection_button_reports_each_side_and_needs_change_rights(client, connection, monkeypatch):
+    calls = []
+
+    def fake_test(*, connection, actor):
+        calls.append((connection.pk, str(actor)))
+        return ConnectionTestResult(
+            fusion=SideResult(system="Fusion", ok=True, message="signed in and read"),
+            commerce=SideResult(system="Commerce", ok=False, message="the store refused the consumer key"),
+        )
+
+    monkeypatch.setattr(admin_module, "connection_test", fake_test)
+    test_url = reverse("admin:connector_connection_test", args=[connection.pk])
+    client.force_login(staff_user("fiona", GROUP_FINANCE))
+    assert client.post(test_url).status_code == 403  # Finance may view, not test
+    assert calls == []
+    client.force_login(staff_user("ian", GROUP_INTEGRATION_ADMIN))
+    page = client.get(change_url(connection)).content.decode()
+    assert test_url in page and "Test connection" in page
+    response = client.post(test_url, follow=True)
+    assert calls == [(connection.pk, "ian")]
+    text = response.content.decode()
+    assert "Fusion: signed in and read" in text and "Commerce: the store refused the consumer key" in text
+    assert client.get(test_url).status_code == 403  # only a POST runs it
