@@ -25,7 +25,7 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[:
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "sync.apps.ConnectorAdminConfig",  # django.contrib.admin with the connector's own site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -275,6 +275,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # kombu tells at INFO what the worker's own banner already says (connections, queues, channels).
+        "kombu": {"level": "WARNING"},
         **{name: {"level": _CREDENTIAL_LOGGER_LEVEL} for name in CREDENTIAL_LOGGERS},
     },
 }

@@ -243,3 +243,18 @@ def test_rotate_secrets_writes_nothing_when_a_value_cannot_be_decrypted(tmp_path
         run("rotate_secrets")
     fernet_keys("lost-key")  # still readable with the original key: nothing was rewritten
     assert Connection.objects.get(slug="acme-us").fusion_client_secret == "fusion-secret-from-env"
+
+
+@pytest.mark.django_db
+def test_ensure_admin_says_where_to_sign_in_and_how_to_reset_the_password(monkeypatch):
+    monkeypatch.setenv("WEB_PORT", "8123")
+    monkeypatch.delenv("ADMIN_USERNAME", raising=False)
+    monkeypatch.delenv("ADMIN_PASSWORD", raising=False)
+    out = io.StringIO()
+    call_command("ensure_admin", stdout=out)
+    assert "Created admin login 'admin' with password:" in out.getvalue()
+    assert "http://127.0.0.1:8123/admin/" in out.getvalue()
+    assert "manage.py changepassword admin" in out.getvalue()
+    again = io.StringIO()
+    call_command("ensure_admin", stdout=again)
+    assert "password:" not in again.getvalue() and "http://127.0.0.1:8123/admin/" in again.getvalue()

@@ -12,6 +12,14 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args, **options):
+        username = self._ensure()
+        host, port = os.environ.get("HOST", "127.0.0.1"), os.environ.get("WEB_PORT", "8000")
+        self.stdout.write(
+            f"Sign in at http://{host}:{port}/admin/ as '{username}'. Forgot the password? "
+            f".venv/bin/python manage.py changepassword {username}"
+        )
+
+    def _ensure(self) -> str:
         User = get_user_model()
         username = os.environ.get("ADMIN_USERNAME", "admin")
         password = os.environ.get("ADMIN_PASSWORD", "")
@@ -21,12 +29,10 @@ class Command(BaseCommand):
                 existing.set_password(password)
                 existing.save(update_fields=["password"])
                 self.stdout.write(f"Admin login '{username}': password updated from ADMIN_PASSWORD.")
-            else:
-                self.stdout.write(f"Admin login '{username}' exists.")
-            return
-        if User.objects.filter(is_superuser=True).exists() and "ADMIN_USERNAME" not in os.environ:
-            self.stdout.write("An admin login exists.")
-            return
+            return username
+        superuser = User.objects.filter(is_superuser=True).order_by("pk").first()
+        if superuser is not None and "ADMIN_USERNAME" not in os.environ:
+            return superuser.get_username()
         generated = not password
         password = password or secrets.token_urlsafe(12)
         User.objects.create_superuser(username=username, email=os.environ.get("ADMIN_EMAIL", ""), password=password)
@@ -39,3 +45,4 @@ class Command(BaseCommand):
             )
         else:
             self.stdout.write(f"Created admin login '{username}' from ADMIN_PASSWORD.")
+        return username

@@ -389,3 +389,9 @@ def test_the_test_connection_button_reports_each_side_and_needs_change_rights(cl
     text = response.content.decode()
     assert "Fusion: signed in and read" in text and "Commerce: the store refused the consumer key" in text
     assert client.get(test_url).status_code == 403  # only a POST runs it
+
+
+def test_every_admin_page_names_the_product_and_offers_no_view_site_link(client, superuser):
+    page = client.get(reverse("admin:index")).content.decode()
+    assert "ml-connector" in page and "Django administration" not in page
+    assert "View site" not in page
