@@ -347,3 +347,15 @@ def test_tax_rules_import_from_a_csv_with_their_codes_and_are_refused_without_th
     exported = [r for r in _rows(rules_export(connection=connection, kinds=("tax",)))]
     assert {r["match_value"] for r in exported} == {"", "US-TX-*-Rate State", "0"}
     assert "tax_rate_code" in exported[0] and "segments" not in exported[0]
+
+
+def test_the_readmes_tax_rule_example_imports():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    start = readme.index("```csv\nkind,connection,match_type,match_value,country,tax_regime_code")
+    block = readme[start + len("```csv\n") : readme.index("```", start + 6)]
+    connection = make_connection(slug="acme-us")
+    report = rules_import(content=block.encode(), file_format="csv", actor="finance", connection=connection)
+    assert report.ok and report.counts["tax"] == {"new": 4}, report.issues
+    assert TaxRule.objects.get(connection=connection, match_type="rate").tax_classification_code == "US_EXEMPT"
