@@ -35,7 +35,7 @@ from fusion.journals import journal_enqueue
 from fusion.reference import reference_check
 from fusion.throttle import paced_client
 from mappings.plans import plan_from_json, plan_to_json
-from mappings.rules import PostingPlan
+from mappings.rules import TAX_FUSION, PostingPlan
 from mappings.services import plan_for_record
 
 from ..relay import relay_picked_up
@@ -119,7 +119,7 @@ def _check_fusion_tax(record: Record) -> None:
     """In the fusion tax mode, Fusion's tax on the document must agree with Commerce's before posting goes on
     (again after a replay: the check reads Fusion's tax each time)."""
     plan = plan_from_json(record.plan) if record.plan else None
-    if plan is None:
+    if plan is None or plan.tax_mode != TAX_FUSION:
         return
     problem = fusion_tax_check(record=record, plan=plan, client=paced_client(record.connection), actor=ACTOR)
     if problem is not None:
