@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from commerce.taxes import with_tax_facts
 from connector.documents import Customer, SalesDocument, SalesLine, quantize
 
 ORDER, INVOICE, CREDIT_MEMO = "order", "invoice", "creditmemo"
@@ -418,7 +419,7 @@ def order_document(order: Mapping[str, Any]) -> SalesDocument:
     currency = _currency(order, None)
     common = _common(order, ORDER, currency, None)
     payment = _obj(order.get("payment"))
-    return SalesDocument(
+    document = SalesDocument(
         **common,
         lines=_order_lines(_items(order), currency),
         customer=_customer(order, None),
@@ -426,6 +427,7 @@ def order_document(order: Mapping[str, Any]) -> SalesDocument:
         order_increment_id=common["increment_id"],
         purchase_order_number=_text(payment.get("po_number")),
     )
+    return with_tax_facts(document, order)
 
 
 def _shipping_discount(
@@ -471,13 +473,14 @@ def _order_child_document(
         raise UnreadablePayload(f"the {noun} has no order_id")
     lines = _document_lines(_items(entity), currency)
     common["shipping_discount"] = _shipping_discount(entity, lines, currency, common["shipping_discount"])
-    return SalesDocument(
+    document = SalesDocument(
         **common,
         lines=lines,
         customer=_customer(entity, order),
         order_entity_id=order_id,
         order_increment_id=_text(entity.get("order_increment_id") or (order or {}).get("increment_id")),
     )
+    return with_tax_facts(document, order)
 
 
 def document_from_entity(kind: str, entity: Mapping[str, Any]) -> SalesDocument:

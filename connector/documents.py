@@ -74,6 +74,18 @@ class Customer:
 
 
 @dataclass(frozen=True)
+class AppliedTax:
+    """One tax Commerce applied (its tax rate's code and title, the percent, the amount), as the order's
+    `extension_attributes.applied_taxes` / `item_applied_taxes` report it. A line or the shipping may carry
+    several (a state and a county tax); without a breakdown the line's tax_percent is all there is."""
+
+    code: str = ""
+    title: str = ""
+    percent: Decimal = Decimal("0")
+    amount: Decimal = Decimal("0")
+
+
+@dataclass(frozen=True)
 class SalesLine:
     line_id: str
     sku: str
@@ -91,6 +103,7 @@ class SalesLine:
     attribute_set_id: str = ""
     category_ids: tuple[str, ...] = ()
     parent_sku: str = ""  # the configurable or bundle parent, when folded
+    taxes: tuple[AppliedTax, ...] = ()  # the line's applied taxes, when Commerce gives the breakdown
 
     @property
     def net(self) -> Decimal:
@@ -130,6 +143,11 @@ class SalesDocument:
     adjustment_positive: Decimal = Decimal("0")  # credit memo refund adjustment
     adjustment_negative: Decimal = Decimal("0")  # credit memo adjustment fee
     status: str = ""
+    # Tax facts: the order's applied taxes, the shipping's, and the country the tax was worked out for (the
+    # shipping address's, else the billing address's). Invoices and credit memos take them from their order.
+    applied_taxes: tuple[AppliedTax, ...] = ()
+    shipping_taxes: tuple[AppliedTax, ...] = ()
+    tax_country: str = ""
 
     @property
     def tax_total(self) -> Decimal:
@@ -158,10 +176,23 @@ class SalesDocument:
         values["created_at"] = datetime.fromisoformat(values["created_at"])
         values["customer"] = Customer(**values.get("customer") or {})
         values["lines"] = tuple(
-            SalesLine(**{**_decimals(SalesLine, line), "category_ids": tuple(line.get("category_ids") or ())})
+            SalesLine(
+                **{
+                    **_decimals(SalesLine, line),
+                    "category_ids": tuple(line.get("category_ids") or ()),
+                    "taxes": _taxes(line.get("taxes")),
+                }
+            )
             for line in values.get("lines") or ()
         )
+        # Documents stored before the tax facts existed have none of these keys: they default to empty.
+        values["applied_taxes"] = _taxes(values.get("applied_taxes"))
+        values["shipping_taxes"] = _taxes(values.get("shipping_taxes"))
         return cls(**_decimals(cls, values))
+
+
+def _taxes(items: Any) -> tuple[AppliedTax, ...]:
+    return tuple(AppliedTax(**_decimals(AppliedTax, item)) for item in items or () if isinstance(item, dict))
 
 
 def _decimals(cls: type, values: dict[str, Any]) -> dict[str, Any]:

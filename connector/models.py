@@ -4,6 +4,7 @@ one Commerce document to Fusion."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal
 from zoneinfo import available_timezones
 
 from django.core.exceptions import ValidationError
@@ -86,6 +87,37 @@ class Connection(models.Model):
         max_length=16,
         choices=[("net", "Net of discount on each line"), ("separate", "A separate discount line")],
         default="net",
+    )
+    # Tax, freight and foreign currency, as Oracle documents them (docs/reference/fusion.md §11).
+    tax_mode = models.CharField(
+        max_length=16,
+        choices=[
+            ("manual", "Manual tax lines: Commerce's tax amounts with the mapped codes"),
+            ("fusion", "Fusion computes the tax from the classification code; read back and compared"),
+        ],
+        default="manual",
+    )
+    tax_tolerance = models.DecimalField(
+        max_digits=12,
+        decimal_places=4,
+        default=Decimal("0.01"),
+        help_text="Fusion tax mode: the largest difference from Commerce's tax that still posts (document "
+        "currency; at least one minor unit per taxed line)",
+    )
+    freight_mode = models.CharField(
+        max_length=16,
+        choices=[
+            ("allocated", "AllocatedFreightAmount spread over the invoice lines"),
+            ("header", "Freight at the invoice header, with its Freight distribution"),
+        ],
+        default="allocated",
+    )
+    conversion_rate_type = models.CharField(
+        max_length=30,
+        blank=True,
+        default="Corporate",
+        help_text="Fusion rate type for documents not in the ledger currency, unless the store rule names one "
+        "(User: the Commerce rate)",
     )
     journal_batch_minutes = models.PositiveIntegerField(default=15)
     journal_batch_max_lines = models.PositiveIntegerField(default=5000)

@@ -236,6 +236,15 @@ def record_retry_later(
     return record
 
 
+def records_due_now(*, record_ids: list[int], now: datetime | None = None) -> int:
+    """Make these records due now (those still received or waiting to retry), so a wake-up's worker may claim
+    them at once instead of at their next timer; how many were moved."""
+    now = now or timezone.now()
+    return Record.objects.filter(
+        pk__in=record_ids, state__in=(Record.State.RECEIVED, Record.State.RETRYING), next_attempt_at__gt=now
+    ).update(next_attempt_at=now)
+
+
 def record_transition(
     *,
     record: Record,

@@ -46,6 +46,23 @@ def posted_sibling(record: Record, kind: str) -> Record | None:
     return query.order_by("posted_at", "pk").first()
 
 
+def waiting_on_order(order: Record) -> list[int]:
+    """The order's Commerce invoices and credit memos that are still to be processed (received, or waiting to
+    retry, e.g. for this order to post): what the order's posting should wake at once."""
+    if order.kind != Record.Kind.ORDER:
+        return []
+    return list(
+        Record.objects.filter(
+            connection=order.connection_id,
+            kind__in=(Record.Kind.INVOICE, Record.Kind.CREDIT_MEMO),
+            commerce_order_id=order.commerce_entity_id,
+            state__in=(Record.State.RECEIVED, Record.State.RETRYING),
+        )
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+
+
 def credited_invoice_number(record: Record, document: SalesDocument) -> str:
     """The Fusion number of the AR invoice a credit memo credits, when that invoice was posted by us."""
     if record.kind != Record.Kind.CREDIT_MEMO or not document.order_entity_id:

@@ -4,6 +4,7 @@ the code never digs in Fusion's JSON."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from core.errors import PermanentError
@@ -61,4 +62,54 @@ class EssJob:
             request_id=request_id,
             status=str(first.get("RequestStatus") or "").upper(),
             message=str(first.get("Message") or first.get("StatusMessage") or ""),
+        )
+
+
+def _children(value: Any) -> list[dict[str, Any]]:
+    """An expanded child collection: a list, or (REST framework version 3 and later) {"items": [...], ...}."""
+    if isinstance(value, dict):
+        value = value.get("items")
+    return [row for row in value or [] if isinstance(row, dict)] if isinstance(value, list) else []
+
+
+def _amount(value: Any) -> Decimal:
+    try:
+        return Decimal(str(value)) if value not in (None, "") else Decimal(0)
+    except (InvalidOperation, ValueError):
+        raise PermanentError(f"Fusion answered a tax amount that is not a number: {str(value)[:40]!r}") from None
+
+
+@dataclass(frozen=True)
+class DocumentTax:
+    """The tax on a Receivables document as Fusion holds it (read back after the create): the sum of its lines'
+    tax lines, positive for an invoice and a credit memo alike, and how many tax lines there were."""
+
+    transaction_id: str
+    tax_total: Decimal
+    tax_lines: int
+
+    @classmethod
+    def from_answer(cls, transaction_id: str, answer: dict[str, Any], *, lines: str, tax_lines: str) -> DocumentTax:
+        amounts = [
+            _amount(tax.get("TaxAmount"))
+            for line in _children(answer.get(lines))
+            for tax in _children(line.get(tax_lines))
+        ]
+        return cls(transaction_id, abs(sum(amounts, Decimal(0))), len(amounts))
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """A ledger as `ledgersLOV` lists it (the currency attribute's name is UNCONFIRMED: fusion.md §11.7)."""
+
+    ledger_id: str
+    name: str
+    currency: str
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Ledger:
+        return cls(
+            ledger_id=str(row.get("LedgerId") or ""),
+            name=str(row.get("Name") or ""),
+            currency=str(row.get("CurrencyCode") or "").upper(),
         )

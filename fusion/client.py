@@ -20,7 +20,7 @@ from core.http.answers import error_payload, json_of, status_error, text_detail
 from core.http.transport import SystemClient, Transport, new_session
 from core.redaction import redact_text, redact_url
 
-from .answers import EssJob, ImportJob, ReceivablesDocument
+from .answers import DocumentTax, EssJob, ImportJob, Ledger, ReceivablesDocument
 from .auth import FusionBasicAuth, fusion_auth_for
 from .query import fields_param, q_expr
 from .query import order_by as order_by_param
@@ -37,6 +37,11 @@ HEADERS = {
 }
 CONTEXT_ROOTS = ("fscmRestApi", "crmRestApi")
 RECEIVABLES_LOOKUP_FIELDS = "CustomerTransactionId,TransactionNumber,TransactionSource,BusinessUnit,CrossReference"
+# A document's lines and their tax lines, per Receivables resource (fusion.md §11.5: expand=Child.NestedChild).
+RECEIVABLES_TAX_CHILDREN = {
+    "receivablesInvoices": ("receivablesInvoiceLines", "receivablesInvoiceLineTaxLines"),
+    "receivablesCreditMemos": ("receivablesCreditMemoLines", "receivablesCreditMemoLineTaxLines"),
+}
 _VERSION = re.compile(r"^(\d+(\.\d+)*|latest)$")
 _SEGMENT = re.compile(r"^[A-Za-z0-9_\-.~$@,=:]+$")
 _PRIVILEGE_HINTS = {
@@ -132,6 +137,10 @@ class FusionApi(Protocol):
     ) -> list[ReceivablesDocument]: ...
 
     def create_receivables(self, resource: str, payload: dict[str, Any]) -> ReceivablesDocument: ...
+
+    def receivables_tax(self, resource: str, transaction_id: str) -> DocumentTax: ...
+
+    def ledger(self, ledger_id: str) -> Ledger: ...
 
     def import_bulk_data(self, payload: dict[str, Any]) -> ImportJob: ...
 
@@ -276,6 +285,18 @@ class FusionClient(SystemClient):
         if not document.transaction_number:
             document = ReceivablesDocument(document.transaction_id, str(payload.get("TransactionNumber") or ""))
         return document
+
+    def receivables_tax(self, resource: str, transaction_id: str) -> DocumentTax:
+        """The tax Fusion holds on one invoice or credit memo: the document with its lines and their tax lines
+        (`expand=<lines>.<tax lines>`; `fields` would switch the expansion off), summed."""
+        lines, tax_lines = RECEIVABLES_TAX_CHILDREN[resource]
+        answer = self.get(f"{resource}/{transaction_id}", params={"expand": f"{lines}.{tax_lines}", "onlyData": "true"})
+        return DocumentTax.from_answer(transaction_id, answer, lines=lines, tax_lines=tax_lines)
+
+    def ledger(self, ledger_id: str) -> Ledger:
+        """One ledger of `ledgersLOV` by its id: its name and currency."""
+        answer = self.get(f"ledgersLOV/{ledger_id}", params={"onlyData": "true"})
+        return Ledger.from_row(answer)
 
     def import_bulk_data(self, payload: dict[str, Any]) -> ImportJob:
         """`erpintegrations` `importBulkData`: upload a file and start its import; the answer names the ESS job."""

@@ -19,6 +19,7 @@ SEGMENT1 = 8
 MAX_SEGMENTS = 30
 ENTERED_DR, ENTERED_CR = 38, 39
 REFERENCE1, REFERENCE2, REFERENCE4, REFERENCE5, REFERENCE10 = 42, 43, 45, 46, 51
+CONVERSION_TYPE, CONVERSION_DATE, CONVERSION_RATE = 63, 64, 65  # USER_CURRENCY_CONVERSION_TYPE, ..._DATE, ..._RATE
 GROUP_ID = 66
 PERIOD_NAME = 94
 JOB_NAME = "/oracle/apps/ess/financials/generalLedger/programs/common,JournalImportLauncher"
@@ -43,6 +44,10 @@ class Journal:
     accounting_date: date
     currency: str
     lines: Sequence[JournalLine]
+    # A journal not in the ledger currency: the rate type, its date and (User type) the rate, as on the invoice.
+    conversion_type: str = ""
+    conversion_date: date | None = None
+    conversion_rate: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -103,6 +108,10 @@ def gl_interface_rows(header: BatchHeader, journals: Iterable[Journal]) -> list[
             row[REFERENCE4] = journal.name[:100]
             row[REFERENCE5] = journal.description[:240]
             row[REFERENCE10] = line.description[:240]
+            if journal.conversion_type:
+                row[CONVERSION_TYPE] = journal.conversion_type
+                row[CONVERSION_DATE] = (journal.conversion_date or journal.accounting_date).strftime("%Y/%m/%d")
+                row[CONVERSION_RATE] = _money(journal.conversion_rate)
             row[GROUP_ID] = str(header.group_id)
             row[PERIOD_NAME] = period_name(journal.accounting_date)
             rows.append(row)

@@ -11,12 +11,26 @@ from typing import Any
 
 from connector.documents import quantize
 from core.errors import PermanentError, ValidationRejectedError
-from mappings.rules import PostingPlan
+from mappings.rules import TAX_MANUAL, PlanLine, PlanTaxLine, PostingPlan, spread
 
 from .client import FusionApi
 
 INVOICES = "receivablesInvoices"
 CREDIT_MEMOS = "receivablesCreditMemos"
+
+# How a body carries freight and tax, as Oracle's examples show it (docs/reference/fusion.md §11), in one place so a
+# pod test can change it here. Allocated freight: AllocatedFreightAmount on the invoice line (24c example). Header
+# freight: FreightAmount on the invoice header with a Freight distribution without a line number: UNCONFIRMED
+# (Oracle lists the shape, 25c, but the page was not found; FreightAmount is in the GET response, 23d). A credit
+# memo's freight: FreightCreditAmount on its header (23d example), the only freight shape documented for them.
+LINE_FREIGHT = "AllocatedFreightAmount"
+HEADER_FREIGHT = "FreightAmount"
+CREDIT_MEMO_FREIGHT = "FreightCreditAmount"
+TAX_LINES = {INVOICES: "receivablesInvoiceLineTaxLines", CREDIT_MEMOS: "receivablesCreditMemoLineTaxLines"}
+# Fusion tax mode: Fusion computes the tax, so the body cannot say the tax or the receivable (which includes it);
+# the Revenue and Freight distributions go, AutoAccounting does the rest. UNCONFIRMED that Fusion accepts
+# distributions for only some classes; without manual distributions nothing changes.
+FUSION_TAX_LEAVES_OUT = ("Tax", "Receivable")
 
 
 @dataclass(frozen=True)
@@ -63,6 +77,66 @@ def _identity_fields(plan: PostingPlan) -> dict[str, Any]:
     }
 
 
+def _tax_line(tax: PlanTaxLine, sign: int) -> dict[str, Any]:
+    """One manual tax line as Oracle's examples send it: regime, rate and amount; tax, status and jurisdiction
+    only when the tax rule names them."""
+    line: dict[str, Any] = {
+        "TaxRegimeCode": tax.tax_regime_code,
+        "TaxRateCode": tax.tax_rate_code,
+        "TaxAmount": _num(sign * tax.amount),
+    }
+    for name, value in (
+        ("Tax", tax.tax),
+        ("TaxStatusCode", tax.tax_status_code),
+        ("TaxJurisdictionCode", tax.tax_jurisdiction_code),
+    ):
+        if value:
+            line[name] = value
+    return line
+
+
+def _line_tax(plan: PostingPlan, line: PlanLine, sign: int = 1) -> dict[str, Any]:
+    """A line's tax attributes: its classification code and, in the manual tax mode, its tax lines (negative on a
+    credit memo)."""
+    fields: dict[str, Any] = {}
+    if line.tax_classification_code:
+        fields["TaxClassificationCode"] = line.tax_classification_code
+    if plan.tax_mode == TAX_MANUAL and line.tax_lines:
+        fields[TAX_LINES[resource_for(plan)]] = [_tax_line(tax, sign) for tax in line.tax_lines]
+    return fields
+
+
+def _invoice_line(plan: PostingPlan, line: PlanLine) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "LineNumber": line.line_number,
+        "Description": line.description,
+        "Quantity": _num(line.quantity),
+        "UnitSellingPrice": _num(line.unit_selling_price),
+    }
+    if line.memo_line:
+        item["MemoLine"] = line.memo_line
+    if line.freight_amount:
+        item[LINE_FREIGHT] = _num(line.freight_amount)
+    item.update(_line_tax(plan, line))
+    return item
+
+
+def _distributions(plan: PostingPlan) -> list[dict[str, Any]]:
+    rows = []
+    for dist in plan.distributions:
+        if plan.tax_mode != TAX_MANUAL and dist.account_class in FUSION_TAX_LEAVES_OUT:
+            continue
+        row: dict[str, Any] = {
+            "AccountClass": dist.account_class,
+            "AccountCombination": dist.combination,
+            "Amount": _num(dist.amount),
+        }
+        if dist.line_number is not None:
+            row["InvoiceLineNumber"] = dist.line_number
+        rows.append(row)
+    return rows
+
+
 def invoice_payload(plan: PostingPlan, *, complete: bool) -> dict[str, Any]:
     header = plan.header
     body: dict[str, Any] = {
@@ -78,32 +152,11 @@ def invoice_payload(plan: PostingPlan, *, complete: bool) -> dict[str, Any]:
     if header.purchase_order:
         body["PurchaseOrder"] = header.purchase_order
     body.update(_conversion_fields(plan))
-    lines = []
-    for line in plan.lines:
-        item: dict[str, Any] = {
-            "LineNumber": line.line_number,
-            "Description": line.description,
-            "Quantity": _num(line.quantity),
-            "UnitSellingPrice": _num(line.unit_selling_price),
-        }
-        if line.memo_line:
-            item["MemoLine"] = line.memo_line
-        if line.tax_amount:
-            item["receivablesInvoiceLineTaxLines"] = [{"TaxAmount": _num(line.tax_amount)}]
-        lines.append(item)
-    body["receivablesInvoiceLines"] = lines
+    if plan.header_freight:
+        body[HEADER_FREIGHT] = _num(plan.header_freight)
+    body["receivablesInvoiceLines"] = [_invoice_line(plan, line) for line in plan.lines]
     if plan.distributions_mode == "manual" and plan.distributions:
-        distributions = []
-        for dist in plan.distributions:
-            row: dict[str, Any] = {
-                "AccountClass": dist.account_class,
-                "AccountCombination": dist.combination,
-                "Amount": _num(dist.amount),
-            }
-            if dist.line_number is not None:
-                row["InvoiceLineNumber"] = dist.line_number
-            distributions.append(row)
-        body["receivablesInvoiceDistributions"] = distributions
+        body["receivablesInvoiceDistributions"] = _distributions(plan)
     if complete:
         body["InvoiceStatus"] = "Complete"
     return body
@@ -123,12 +176,14 @@ def _credit_lines(plan: PostingPlan) -> list[dict[str, Any]]:
                 "LineQuantityCredit": _num(line.quantity),
                 "UnitSellingPrice": _num(-line.unit_selling_price),
                 **({"MemoLine": line.memo_line} if line.memo_line else {}),
+                **_line_tax(plan, line, -1),
             }
             for line in plan.lines
         ]
-    gross = sum((line.amount for line in positive), Decimal(0))
-    shares = [quantize(reduction * line.amount / gross, plan.currency) for line in positive]
-    shares[-1] += reduction - sum(shares, Decimal(0))  # the rounding remainder, so the total is exact
+    # A line whose amount is not credited on its own (none, or a reduction spread above) keeps its tax lines: a
+    # line of no amount carries them.
+    untouched = [line for line in plan.lines if line.amount <= 0 and line.tax_lines]
+    shares = spread(reduction, [line.amount for line in positive], plan.currency)
     return [
         {
             "LineNumber": line.line_number,
@@ -136,8 +191,18 @@ def _credit_lines(plan: PostingPlan) -> list[dict[str, Any]]:
             "LineQuantityCredit": 1,
             "UnitSellingPrice": _num(-(line.amount - share)),
             **({"MemoLine": line.memo_line} if line.memo_line else {}),
+            **_line_tax(plan, line, -1),
         }
         for line, share in zip(positive, shares, strict=True)
+    ] + [
+        {
+            "LineNumber": line.line_number,
+            "LineDescription": f"{line.description} (tax only: its amount is in the lines above)"[:240],
+            "LineQuantityCredit": 1,
+            "UnitSellingPrice": 0,
+            **_line_tax(plan, line, -1),
+        }
+        for line in untouched
     ]
 
 
@@ -158,16 +223,8 @@ def credit_memo_payload(plan: PostingPlan) -> dict[str, Any]:
         "CreditMemoComments": comments[:240],
         "receivablesCreditMemoLines": _credit_lines(plan),
     }
-    if plan.tax_total:
-        # Refunded tax as its own credit line: the credit memo must credit what Commerce refunded, tax included.
-        body["receivablesCreditMemoLines"].append(
-            {
-                "LineNumber": max((line.line_number for line in plan.lines), default=0) + 1,
-                "LineDescription": "Tax refunded",
-                "LineQuantityCredit": 1,
-                "UnitSellingPrice": _num(-plan.tax_total),
-            }
-        )
+    if plan.header_freight:
+        body[CREDIT_MEMO_FREIGHT] = _num(-plan.header_freight)
     if header.bill_to_site:
         body["BillToSite"] = header.bill_to_site
     body.update(_conversion_fields(plan))
@@ -228,19 +285,26 @@ def document_find(*, client: FusionApi, identity: Identity, cross_reference: str
     return PostedDocument(found[0].transaction_id, identity.number, adopted=True)
 
 
+def _dec(value: Any) -> Decimal:
+    return Decimal(str(value)) if value not in (None, "") else Decimal(0)
+
+
 def payload_total(payload: dict[str, Any]) -> Decimal:
-    """What a body would bill, computed back from the body itself (a credit memo's comes out positive)."""
-    if "receivablesCreditMemoLines" in payload:
-        lines = payload["receivablesCreditMemoLines"]
-        return -sum(
-            (Decimal(str(line["LineQuantityCredit"])) * Decimal(str(line["UnitSellingPrice"])) for line in lines),
-            Decimal(0),
-        )
-    total = Decimal(0)
-    for line in payload.get("receivablesInvoiceLines", []):
-        total += Decimal(str(line["Quantity"])) * Decimal(str(line["UnitSellingPrice"]))
-        total += sum((Decimal(str(t["TaxAmount"])) for t in line.get("receivablesInvoiceLineTaxLines", [])), Decimal(0))
-    return total
+    """What a body would bill, computed back from the body itself: lines, their freight and tax lines, and the
+    header freight (a credit memo's comes out positive). The tax Fusion computes itself is not in it."""
+    credit = "receivablesCreditMemoLines" in payload
+    resource = CREDIT_MEMOS if credit else INVOICES
+    total = _dec(payload.get(CREDIT_MEMO_FREIGHT if credit else HEADER_FREIGHT))
+    for line in payload.get("receivablesCreditMemoLines" if credit else "receivablesInvoiceLines", []):
+        total += _dec(line["LineQuantityCredit" if credit else "Quantity"]) * _dec(line["UnitSellingPrice"])
+        total += _dec(line.get(LINE_FREIGHT))
+        total += sum((_dec(t["TaxAmount"]) for t in line.get(TAX_LINES[resource], [])), Decimal(0))
+    return -total if credit else total
+
+
+def billed_total(plan: PostingPlan) -> Decimal:
+    """What the body of `plan` must bill: the plan's total, less the tax Fusion computes in the fusion mode."""
+    return plan.total if plan.tax_mode == TAX_MANUAL else plan.total - plan.tax_total
 
 
 def document_post(
@@ -262,9 +326,9 @@ def document_post(
             return found
     payload = credit_memo_payload(plan) if plan.is_credit_memo else invoice_payload(plan, complete=complete)
     billed = quantize(payload_total(payload), plan.currency)
-    if billed != plan.total:
+    if billed != billed_total(plan):
         raise PermanentError(
-            f"The {current.resource} body would bill {billed} but the plan totals {plan.total} {plan.currency}",
+            f"The {current.resource} body would bill {billed} but the plan totals {billed_total(plan)} {plan.currency}",
             hint="Resolution: this is a defect in building the Fusion body; nothing was sent. Report it.",
         )
     if before_create is not None:

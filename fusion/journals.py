@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
@@ -78,6 +78,7 @@ def journal_enqueue(*, record: Record, journal: fbdi.Journal, actor: str = "syst
             record=record,
             accounting_date=journal.accounting_date,
             currency=journal.currency,
+            conversion=_conversion_json(journal),
             lines=[
                 {
                     "combination": line.combination,
@@ -109,13 +110,24 @@ def _s(value: Decimal | None) -> str | None:
     return None if value is None else f"{value:f}"
 
 
+def _conversion_json(journal: fbdi.Journal) -> dict[str, str | None]:
+    if not journal.conversion_type:
+        return {}
+    day = journal.conversion_date or journal.accounting_date
+    return {"rate_type": journal.conversion_type, "date": day.isoformat(), "rate": _s(journal.conversion_rate)}
+
+
 def _journal_of(entry: JournalEntry) -> fbdi.Journal:
     number = entry.record.fusion_transaction_number or entry.record.commerce_number
+    conversion = entry.conversion or {}
     return fbdi.Journal(
         name=f"{number} {entry.record.get_kind_display()}"[:100],
         description=f"Adobe Commerce {entry.record.get_kind_display().lower()} {entry.record.commerce_number}",
         accounting_date=entry.accounting_date,
         currency=entry.currency,
+        conversion_type=conversion.get("rate_type") or "",
+        conversion_date=date.fromisoformat(conversion["date"]) if conversion.get("date") else None,
+        conversion_rate=Decimal(conversion["rate"]) if conversion.get("rate") else None,
         lines=[
             fbdi.JournalLine(
                 combination=line["combination"],

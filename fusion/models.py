@@ -65,6 +65,9 @@ class JournalEntry(models.Model):
     accounting_date = models.DateField()
     currency = models.CharField(max_length=3)
     lines = models.JSONField(help_text="[{combination, entered_dr, entered_cr, description}]")
+    conversion = models.JSONField(
+        default=dict, blank=True, help_text="Not in the ledger currency: {rate_type, date, rate} as on the invoice"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -14,7 +14,7 @@ from django.core.cache import cache
 from connector.models import Connection
 from core.errors import TransientError
 
-from .answers import EssJob, ImportJob, ReceivablesDocument
+from .answers import DocumentTax, EssJob, ImportJob, Ledger, ReceivablesDocument
 from .client import FusionClient
 
 SLOT_TTL = 600  # seconds; longer than any paced call (reads retry up to 3 x timeout); a killed worker frees it
@@ -138,6 +138,14 @@ class PacedClient:
     def create_receivables(self, resource: str, payload: dict[str, Any]) -> ReceivablesDocument:
         with self._paced():
             return self._client.create_receivables(resource, payload)
+
+    def receivables_tax(self, resource: str, transaction_id: str) -> DocumentTax:
+        with self._paced():
+            return self._client.receivables_tax(resource, transaction_id)
+
+    def ledger(self, ledger_id: str) -> Ledger:
+        with self._paced():
+            return self._client.ledger(ledger_id)
 
     def import_bulk_data(self, payload: dict[str, Any]) -> ImportJob:
         with self._paced():

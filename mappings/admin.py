@@ -12,13 +12,14 @@ from import_export.admin import ImportExportModelAdmin
 from import_export.formats.base_formats import CSV, XLSX
 
 from . import rules
-from .models import AccountTemplate, CustomerRule, ProductRule, RuleBase, SegmentLayout, StoreRule
+from .models import AccountTemplate, CustomerRule, ProductRule, RuleBase, SegmentLayout, StoreRule, TaxRule
 from .resources import (
     AccountTemplateResource,
     CustomerRuleResource,
     ProductRuleResource,
     SegmentLayoutResource,
     StoreRuleResource,
+    TaxRuleResource,
 )
 from .services import rule_delete, rule_save
 
@@ -145,6 +146,25 @@ class StoreRuleAdmin(RuleAdmin):
     )
     list_filter = ("connection", "match_type", "enabled")
     search_fields = ("match_value", "business_unit", "transaction_source", "notes")
+
+
+@admin.register(TaxRule)
+class TaxRuleAdmin(RuleAdmin):
+    form = _form(TaxRule)
+    resource_classes = [TaxRuleResource]
+    list_display = (
+        "match_type",
+        "match_value",
+        "country",
+        "tax_regime_code",
+        "tax_rate_code",
+        "tax_classification_code",
+        "effective",
+        "enabled",
+        "connection",
+    )
+    list_filter = ("connection", "match_type", "enabled")
+    search_fields = ("match_value", "tax_regime_code", "tax_rate_code", "tax_classification_code", "notes")
 
 
 @admin.register(AccountTemplate)

@@ -288,6 +288,73 @@ class StoreRule(RuleBase):
                 errors.setdefault("ledger_currency", []).append("A currency is a three-letter ISO code.")
 
 
+class TaxRule(RuleBase):
+    """Which Fusion tax a Commerce tax is. The codes are the pod's (Tax > Manage Tax Regimes, Taxes, Tax Rates
+    and the tax classification codes of Receivables); Oracle's example: regime FUS_STCC_REGIME-UES, rate VAT20."""
+
+    class MatchType(models.TextChoices):
+        TAX_CODE = "tax_code", "Commerce tax code or title (e.g. US-CA-*-Rate 1)"
+        RATE = "rate", "Rate in percent (e.g. 8.25), in the country below"
+        DEFAULT = "default", "Default (any tax)"
+
+    match_type = models.CharField(max_length=20, choices=MatchType.choices)
+    match_value = models.CharField(max_length=255, blank=True)
+    country = models.CharField(
+        max_length=2, blank=True, help_text="For a rate rule: the tax country (two letters, e.g. US); blank: any"
+    )
+    tax_regime_code = models.CharField(max_length=30, blank=True, help_text="Fusion tax regime code")
+    tax = models.CharField(max_length=80, blank=True, help_text="Fusion tax code (optional)")
+    tax_status_code = models.CharField(max_length=30, blank=True, help_text="Fusion tax status code (optional)")
+    tax_rate_code = models.CharField(max_length=150, blank=True, help_text="Fusion tax rate code")
+    tax_jurisdiction_code = models.CharField(
+        max_length=30, blank=True, help_text="Fusion tax jurisdiction code, where the rate needs one"
+    )
+    tax_classification_code = models.CharField(
+        max_length=50, blank=True, help_text="The invoice line's tax classification code (what Fusion computes from)"
+    )
+
+    KIND = "tax"
+    MATCH_KEY = ("match_type", "match_value", "country")
+    SEGMENT_FIELD = ""
+
+    class Meta:
+        ordering = ["connection", "match_type", "match_value", "country", "effective_from"]
+        constraints = natural_key_constraints(
+            "taxrule",
+            "A tax rule with this match, country and start date already exists.",
+            "match_type",
+            Lower("match_value"),
+            Lower("country"),
+        )
+
+    def __str__(self) -> str:
+        what = "default" if self.match_type == "default" else f"{self.match_type}={self.match_value}"
+        where = f" in {self.country}" if self.country else ""
+        return f"tax {what}{where} -> {self.tax_regime_code or self.tax_classification_code}/{self.tax_rate_code}"
+
+    def _clean_rule(self, errors: dict[str, list[str]]) -> None:
+        _match_clean(self, errors)
+        for name in ("tax_regime_code", "tax", "tax_status_code", "tax_rate_code", "tax_jurisdiction_code"):
+            setattr(self, name, (getattr(self, name) or "").strip())
+        self.tax_classification_code = (self.tax_classification_code or "").strip()
+        self.country = (self.country or "").strip().upper()
+        if self.match_type == self.MatchType.RATE and self.match_value and rules.parse_rate(self.match_value) is None:
+            errors.setdefault("match_value", []).append("A rate rule matches a percent, e.g. 8.25 or 20.")
+        if self.country and (len(self.country) != 2 or not self.country.isalpha()):
+            errors.setdefault("country", []).append("A country is its two-letter ISO code, e.g. US or GB.")
+        if self.country and self.match_type != self.MatchType.RATE:
+            errors.setdefault("country", []).append("Only a rate rule is for a country; leave it blank.")
+        if bool(self.tax_regime_code) != bool(self.tax_rate_code):
+            errors.setdefault("tax_rate_code", []).append(
+                "A manual tax line names both the tax regime code and the tax rate code: give both (or neither)."
+            )
+        if not (self.tax_rate_code or self.tax_classification_code):
+            errors.setdefault("tax_regime_code", []).append(
+                "Give the tax regime and tax rate codes (manual tax lines), the tax classification code (Fusion "
+                "computes the tax), or both."
+            )
+
+
 class AccountTemplate(RuleBase):
     class AccountClass(models.TextChoices):
         REVENUE = "revenue", "Revenue"
@@ -387,5 +454,5 @@ class SegmentLayout(RuleBase):
 
 
 RULE_MODELS: dict[str, type[RuleBase]] = {
-    model.KIND: model for model in (SegmentLayout, AccountTemplate, StoreRule, CustomerRule, ProductRule)
+    model.KIND: model for model in (SegmentLayout, AccountTemplate, StoreRule, CustomerRule, ProductRule, TaxRule)
 }

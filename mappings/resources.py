@@ -18,7 +18,7 @@ from import_export import fields, resources, widgets
 from connector.models import Connection
 
 from . import rules, services
-from .models import AccountTemplate, CustomerRule, ProductRule, RuleBase, SegmentLayout, StoreRule
+from .models import AccountTemplate, CustomerRule, ProductRule, RuleBase, SegmentLayout, StoreRule, TaxRule
 
 DATE_FORMAT = "%Y-%m-%d"
 
@@ -301,6 +301,41 @@ class ProductRuleResource(RuleResource):
         clean_model_instances = True
 
 
+class TaxRuleResource(RuleResource):
+    match_type = _text("match_type")
+    match_value = _text("match_value")
+    country = _text("country")
+    tax_regime_code = _text("tax_regime_code")
+    tax = _text("tax")
+    tax_status_code = _text("tax_status_code")
+    tax_rate_code = _text("tax_rate_code")
+    tax_jurisdiction_code = _text("tax_jurisdiction_code")
+    tax_classification_code = _text("tax_classification_code")
+
+    class Meta:
+        model = TaxRule
+        fields = (
+            "kind",
+            "connection",
+            "match_type",
+            "match_value",
+            "country",
+            "tax_regime_code",
+            "tax",
+            "tax_status_code",
+            "tax_rate_code",
+            "tax_jurisdiction_code",
+            "tax_classification_code",
+            *COMMON,
+        )
+        export_order = fields
+        import_id_fields = TaxRule.natural_key_fields()
+        skip_unchanged = True
+        report_skipped = True
+        use_transactions = True
+        clean_model_instances = True
+
+
 # Import order matters: templates are checked against the layout, rules against the layout's segment names.
 RESOURCES: dict[str, type[RuleResource]] = {
     "layout": SegmentLayoutResource,
@@ -308,4 +343,5 @@ RESOURCES: dict[str, type[RuleResource]] = {
     "store": StoreRuleResource,
     "customer": CustomerRuleResource,
     "product": ProductRuleResource,
+    "tax": TaxRuleResource,
 }

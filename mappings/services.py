@@ -17,7 +17,7 @@ from connector.models import Connection, Record
 from connector.selectors import credited_invoice_number, order_of
 
 from . import rules
-from .models import AccountTemplate, CustomerRule, ProductRule, RuleBase, SegmentLayout, StoreRule
+from .models import AccountTemplate, CustomerRule, ProductRule, RuleBase, SegmentLayout, StoreRule, TaxRule
 
 # --------------------------------------------------------------------------------------------------------------
 # Rule changes, audited
@@ -148,6 +148,21 @@ def rules_snapshot(*, connection: Connection) -> rules.RuleSet:
             )
             for r in enabled(SegmentLayout)
         ),
+        taxes=tuple(
+            rules.TaxRuleData(
+                match_type=r.match_type,
+                match_value=r.match_value,
+                tax_regime_code=r.tax_regime_code,
+                tax_rate_code=r.tax_rate_code,
+                tax=r.tax,
+                tax_status_code=r.tax_status_code,
+                tax_jurisdiction_code=r.tax_jurisdiction_code,
+                tax_classification_code=r.tax_classification_code,
+                country=r.country,
+                **_dates(r),
+            )
+            for r in enabled(TaxRule)
+        ),
     )
 
 
@@ -182,19 +197,22 @@ def connection_defaults(connection: Connection) -> rules.ConnectionDefaults:
         distributions=connection.fusion_distributions,
         journal_mode=connection.journal_mode,
         invoice_event=connection.invoice_event,
+        tax_mode=connection.tax_mode,
+        freight_mode=connection.freight_mode,
+        conversion_rate_type=connection.conversion_rate_type,
     )
 
 
 def with_order_context(document: SalesDocument, order: SalesDocument | None) -> SalesDocument:
-    """Commerce invoices and credit memos carry no customer, store or PO of their own: take them from their
-    order, so they bill the same customer account the order would."""
+    """Commerce invoices and credit memos carry no customer, store, PO or applied taxes of their own: take them
+    from their order, so they bill the same customer account, with the same taxes, as the order would."""
     if order is None or document.kind == Record.Kind.ORDER:
         return document
     customer = document.customer
     if not customer.commerce_id and not customer.email:
         customer = order.customer
     return dataclasses.replace(
-        document,
+        rules.inherit_tax_facts(document, order),
         customer=customer,
         store_id=document.store_id or order.store_id,
         website_id=document.website_id or order.website_id,

@@ -7,6 +7,7 @@ are thin doors onto it."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -45,6 +46,7 @@ class SideResult:
     ok: bool
     message: str
     problem: str = ""
+    ledger_currency: str = ""  # Fusion: the currency of the connection's ledger, when it could be read
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -296,6 +298,7 @@ def _fusion_side(connection: Connection, exchanges: list[dict[str, Any]]) -> Sid
             client.ensure_token(fresh=True)
         phase = "read"
         client.get(FUSION_PROBE, params={"limit": 1, "onlyData": "true", "fields": "CustomerTransactionId"})
+        note, currency = _ledger_note(connection, client)
     except ConnectorError as exc:
         fallback = connection.fusion_token_url if phase == "token" else connection.fusion_base_url
         return _failure(exc, system="Fusion", phase=phase, fallback_url=fallback, describe=describe)
@@ -303,7 +306,32 @@ def _fusion_side(connection: Connection, exchanges: list[dict[str, Any]]) -> Sid
         if client is not None:
             exchanges.extend(client.exchanges[-MAX_EXCHANGES_AUDITED:])
     how = "signed in with the username and password" if basic else "got a token from the identity domain"
-    return SideResult("Fusion", True, f"OK: {how} and read {FUSION_PROBE}.")
+    return SideResult("Fusion", True, f"OK: {how} and read {FUSION_PROBE}.{note}", ledger_currency=currency)
+
+
+def _ledger_note(connection: Connection, client: FusionClient) -> tuple[str, str]:
+    """The ledger's currency from `ledgersLOV`, in words and as a code, and whether it is the one the connection
+    takes documents to be converted to. A ledger that cannot be read does not fail the test."""
+    if not connection.ledger_id:
+        return " No ledger id is set, so the ledger currency was not read from Fusion.", ""
+    try:
+        ledger = client.ledger(connection.ledger_id)
+    except ConnectorError as exc:
+        return (
+            f" The ledger {connection.ledger_id} could not be read from ledgersLOV "
+            f"({f'HTTP {exc.status}' if exc.status else exc.message}); the connection's currency "
+            f"{connection.currency or '(none)'} is taken as the ledger currency.",
+            "",
+        )
+    if not ledger.currency:
+        return f" ledgersLOV gave no currency for the ledger {connection.ledger_id}.", ""
+    note = f" The ledger {ledger.name or ledger.ledger_id} is in {ledger.currency}."
+    if connection.currency != ledger.currency:
+        note += (
+            f" The connection's currency is {connection.currency or '(none)'}: set it to {ledger.currency}, the "
+            "currency documents are converted to."
+        )
+    return note, ledger.currency
 
 
 def _commerce_side(connection: Connection, exchanges: list[dict[str, Any]]) -> SideResult:
@@ -390,7 +418,7 @@ def _secrets_of(connection: Connection) -> Iterable[str]:
 
 
 def _clean(result: SideResult, secrets: Iterable[str]) -> SideResult:
-    return SideResult(result.system, result.ok, scrub(result.message, secrets), result.problem)
+    return dataclasses.replace(result, message=scrub(result.message, secrets))
 
 
 # --- the service --------------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from decimal import Decimal
 from urllib.parse import parse_qs, urlsplit
 
 import responses
@@ -22,11 +23,15 @@ class FakeFusion:
         self.invoices: dict[str, dict] = {}
         self.posts: list[dict] = []
         self.post_failures: list = []  # callables or (status, body) consumed one per POST
+        # The rate Fusion computes tax at for a line sent with a classification code and no tax lines (the fusion
+        # tax mode); a GET of the document answers it.
+        self.computed_tax_rate = Decimal("8.25")
         rsps.add(responses.POST, TOKEN_URL, json={"access_token": "tok", "token_type": "Bearer", "expires_in": 3600})
         rsps.add_callback(responses.GET, re.compile(rf"{BASE}/customerAccountSitesLOV.*"), self.sites)
         rsps.add_callback(responses.GET, re.compile(rf"{BASE}/accountCombinationsLOV.*"), self.combinations)
         for resource in ("receivablesInvoices", "receivablesCreditMemos"):
             rsps.add_callback(responses.GET, re.compile(rf"{BASE}/{resource}\?.*"), self.lookup)
+            rsps.add_callback(responses.GET, re.compile(rf"{BASE}/{resource}/(\d+)\?.*"), self.read)
             rsps.add_callback(responses.POST, f"{BASE}/{resource}", self.create)
 
     @staticmethod
@@ -65,6 +70,27 @@ class FakeFusion:
                 for f in found
             ]
         )
+
+    def read(self, request):
+        """One document with its lines and their tax lines: as sent, or computed from the classification code."""
+        wanted = int(re.search(r"/(\d+)\?", request.url).group(1))
+        found = next((f for f in self.invoices.values() if f["id"] == wanted), None)
+        if found is None:
+            return 404, {}, json.dumps({"title": "Not Found"})
+        credit = "receivablesCreditMemoLines" in found["body"]
+        lines_key = "receivablesCreditMemoLines" if credit else "receivablesInvoiceLines"
+        taxes_key = "receivablesCreditMemoLineTaxLines" if credit else "receivablesInvoiceLineTaxLines"
+        lines = []
+        for line in found["body"].get(lines_key, []):
+            line = dict(line)
+            if line.get("TaxClassificationCode") and not line.get(taxes_key):
+                amount = Decimal(str(line.get("LineQuantityCredit" if credit else "Quantity", 1))) * Decimal(
+                    str(line["UnitSellingPrice"])
+                )
+                tax = (amount * self.computed_tax_rate / 100).quantize(Decimal("0.01"))
+                line[taxes_key] = [{"TaxRateCode": "STD", "TaxAmount": float(tax)}]
+            lines.append(line)
+        return 200, {}, json.dumps({"CustomerTransactionId": wanted, lines_key: {"items": lines, "count": len(lines)}})
 
     def create(self, request):
         body = json.loads(request.body)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from connector.documents import Customer, SalesDocument, SalesLine
-from mappings.models import AccountTemplate, CustomerRule, ProductRule, SegmentLayout
+from mappings.models import AccountTemplate, CustomerRule, ProductRule, SegmentLayout, TaxRule
 
 TEMPLATES = {
     "revenue": "01-000-4110-0000-000",
@@ -18,6 +18,8 @@ TEMPLATES = {
     "rounding": "01-000-4190-0000-000",
     "clearing": "01-000-1290-0000-000",
 }
+# Any tax Commerce charged is US sales tax at the standard rate of the mock Fusion's setup.
+TAX_RULE = {"tax_regime_code": "US SALES AND USE TAX", "tax_rate_code": "STD", "tax_classification_code": "US_STD"}
 
 
 def seed_mappings(connection, *, customer_number: str = "1008", site: str = "1042") -> None:
@@ -30,6 +32,7 @@ def seed_mappings(connection, *, customer_number: str = "1008", site: str = "104
         connection=connection, match_type="default", bill_to_customer_number=customer_number, bill_to_site=site
     )
     ProductRule.objects.create(connection=connection, match_type="default")
+    TaxRule.objects.create(connection=connection, match_type="default", **TAX_RULE)
 
 
 def order_document(

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from connector.documents import Customer, SalesDocument
 
-from .data import CURRENCY_CONVERT, USER_RATE_TYPE, ConnectionDefaults, StoreRuleData
+from .data import DEFAULT_RATE_TYPE, USER_RATE_TYPE, ConnectionDefaults, StoreRuleData
 from .matching import Matched
 from .plan import COMMENTS_MAX, Conversion, PlanHeader, Problems, cut
 
@@ -36,7 +36,8 @@ def build_header(
     bill_to_number, bill_to_site = _bill_to(document.customer, customer, problems)
     currency = document.currency.upper()
     ledger_currency = (_pick(rule, "ledger_currency", defaults.ledger_currency) or currency).upper()
-    conversion = _conversion(document, rule, ledger_currency, on, problems)
+    rate_type = _pick(rule, "conversion_rate_type", defaults.conversion_rate_type) or DEFAULT_RATE_TYPE
+    conversion = _conversion(document, rate_type, ledger_currency, on, problems)
     transaction_number, original = _numbers(document, defaults, original_invoice_number)
     return PlanHeader(
         business_unit=business_unit,
@@ -106,14 +107,14 @@ def _bill_to(c: Customer, customer: Matched | None, problems: Problems) -> tuple
 
 
 def _conversion(
-    document: SalesDocument, rule: StoreRuleData | None, ledger_currency: str, on: date, problems: Problems
+    document: SalesDocument, rate_type: str, ledger_currency: str, on: date, problems: Problems
 ) -> Conversion | None:
-    """How Fusion converts the invoice to the ledger currency, when the store rule asks for it and the
-    currencies differ: the rule's rate type on the document's date, with the rate itself for the User type."""
+    """How Fusion converts the document to the ledger currency, whenever the currencies differ: the rate type
+    (the store rule's, else the connection's) on the accounting date, with the rate itself for the User type.
+    Oracle's foreign-currency example sends all three; no page says Fusion defaults them (fusion.md §11.4)."""
     currency = document.currency.upper()
-    if rule is None or rule.currency_mode != CURRENCY_CONVERT or currency == ledger_currency:
+    if currency == ledger_currency:
         return None
-    rate_type = rule.conversion_rate_type
     rate: Decimal | None = None
     if rate_type == USER_RATE_TYPE:
         # Commerce: order amount = base amount x base_to_order_rate. Fusion wants invoice -> ledger.
@@ -122,18 +123,12 @@ def _conversion(
         else:
             problems.add(
                 "conversion_rate_missing",
-                f"The store rule asks for the User rate from {currency} to {ledger_currency}, but the order "
+                f"The User rate type needs the rate from {currency} to {ledger_currency}, but the order "
                 f"carries no rate from {ledger_currency} (its base currency is "
                 f"{document.base_currency or 'unknown'}).",
-                "Use a Fusion rate type such as Corporate on the store rule, or set the Commerce base currency "
-                "to the ledger currency, then replay the record.",
+                "Use a Fusion rate type such as Corporate on the store rule or the connection, or set the Commerce "
+                "base currency to the ledger currency, then replay the record.",
             )
-    if not rate_type:
-        problems.add(
-            "conversion_rate_type_missing",
-            f"The store rule converts {currency} to {ledger_currency} but names no conversion rate type.",
-            "Set the conversion rate type (for example Corporate) on the store rule, then replay the record.",
-        )
     return Conversion(rate_type=rate_type, conversion_date=on, rate=rate)
 
 

@@ -1,17 +1,20 @@
 """The plan's lines, numbered from 1 in the order they are added, each with the credit it posts (revenue,
-freight or tax): items and their discounts, shipping, discount tax compensation the items do not carry, credit
-memo adjustments, payments taken inside Commerce, and the rounding line."""
+freight or tax): items with their taxes and discounts, the shipping (allocated over the item lines or at the
+header, with its tax on the last item line), discount tax compensation the items do not carry, credit memo
+adjustments, payments taken inside Commerce, and the rounding line."""
 
 from __future__ import annotations
 
+import dataclasses
 from decimal import Decimal
 from typing import NamedTuple
 
 from connector.documents import SalesDocument, SalesLine, quantize
 
 from .accounts import Account, AccountBuilder
+from .data import FREIGHT_HEADER
 from .matching import Matched
-from .money import compensation_note, price_line
+from .money import compensation_note, price_line, spread
 from .plan import (
     DESCRIPTION_MAX,
     FREIGHT,
@@ -24,8 +27,10 @@ from .plan import (
     REVENUE,
     TAX,
     PlanLine,
+    Problems,
     cut,
 )
+from .taxes import LineTax, TaxPlanner
 
 # Payments taken inside Commerce (Adobe Commerce gift cards, store credit, reward points), which Commerce takes
 # off the grand total: SalesDocument field -> the plan line's description.
@@ -40,24 +45,38 @@ _NO_ACCOUNT = Account("", (), "AutoAccounting decides")
 
 
 class Posting(NamedTuple):
-    """One credit of the sale: a line's revenue, freight or tax on its account."""
+    """One credit of the sale: a line's revenue, freight or tax on its account (header freight has no line)."""
 
     account_class: str  # Revenue | Freight | Tax
-    line_number: int
+    line_number: int | None
     amount: Decimal
     account: Account
+    label: str = ""  # what the journal line says, when not the line's description
 
 
 class PlanLines:
     """The lines of one document's plan as they are added, and their postings. With `accounts` None no account
     is built (AutoAccounting decides, and there is no sales journal)."""
 
-    def __init__(self, *, currency: str, separate_discounts: bool, accounts: AccountBuilder | None) -> None:
+    def __init__(
+        self,
+        *,
+        currency: str,
+        separate_discounts: bool,
+        accounts: AccountBuilder | None,
+        taxes: TaxPlanner,
+        freight_mode: str,
+        problems: Problems,
+    ) -> None:
         self.currency = currency
         self.separate_discounts = separate_discounts
         self.accounts = accounts
+        self.taxes = taxes
+        self.freight_mode = freight_mode
+        self.problems = problems
         self.lines: list[PlanLine] = []
         self.postings: list[Posting] = []
+        self.header_freight = Decimal("0")
 
     @property
     def next_number(self) -> int:
@@ -65,7 +84,8 @@ class PlanLines:
 
     @property
     def total(self) -> Decimal:
-        return sum((line.amount + line.tax_amount for line in self.lines), Decimal("0"))
+        lines = sum((line.amount + line.freight_amount + line.tax_amount for line in self.lines), Decimal("0"))
+        return lines + self.header_freight
 
     def q(self, amount: Decimal) -> Decimal:
         """amount, rounded to the currency's minor unit."""
@@ -94,6 +114,7 @@ class PlanLines:
         number = self.next_number
         quantity, unit_price, qty_note = price_line(amount, source.qty, self.currency)
         product_rule = product.rule if product is not None else None
+        line_tax = self.taxes.for_line(source, tax, f"Line {number}")
         self.lines.append(
             PlanLine(
                 line_number=number,
@@ -109,6 +130,9 @@ class PlanLines:
                 source_line_id=source.line_id,
                 tax_percent=source.tax_percent,
                 reason=product.label if product is not None else "no product rule",
+                tax_classification_code=line_tax.classification,
+                tax_lines=line_tax.tax_lines,
+                tax_reason=line_tax.reason,
             )
         )
         self._post(REVENUE, number, amount, "revenue", product)
@@ -126,7 +150,9 @@ class PlanLines:
             self._post(REVENUE, discount_number, -net_discount, "discount", product)
 
     def add_shipping(self, document: SalesDocument) -> None:
-        """Shipping on the freight account with its tax, and its discount line when discounts go separately."""
+        """The shipping on the freight account: allocated over the item lines (the cents to the last one) or at
+        the header, as the freight mode says; its tax on the last item line; its discount line when discounts go
+        separately."""
         shipping, discount, tax, compensation = (
             self.q(document.shipping_amount),
             self.q(document.shipping_discount),
@@ -137,14 +163,65 @@ class PlanLines:
             return
         net_discount = discount - compensation
         freight = shipping if self.separate_discounts else shipping - net_discount
-        number = self._add(LINE_FREIGHT, "Shipping", freight, "shipping", tax_amount=tax)
-        self._post(FREIGHT, number, freight, "freight")
-        if tax:
-            self._post(TAX, number, tax, "tax")
+        shipping_tax = self.taxes.for_shipping(document, tax, shipping - net_discount)
+        items = [index for index, line in enumerate(self.lines) if line.kind == LINE_ITEM]
+        if items:
+            self._place_freight(freight, items)
+            self._place_shipping_tax(tax, shipping_tax, items[-1])
+        else:
+            self._freight_line(document, freight, tax, shipping_tax)
         if self.separate_discounts and net_discount:
             reason = "shipping discount" + compensation_note(discount, compensation)
             number = self._add(LINE_DISCOUNT, "Shipping discount", -net_discount, reason)
             self._post(REVENUE, number, -net_discount, "discount")
+
+    def _place_freight(self, freight: Decimal, items: list[int]) -> None:
+        if not freight:
+            return
+        if self.freight_mode == FREIGHT_HEADER:
+            self.header_freight += freight
+            self._post(FREIGHT, None, freight, "freight", label="Shipping")
+            return
+        shares = spread(freight, [self.lines[index].amount for index in items], self.currency)
+        for index, share in zip(items, shares, strict=True):
+            if share:
+                line = self.lines[index]
+                self.lines[index] = dataclasses.replace(line, freight_amount=line.freight_amount + share)
+                self._post(FREIGHT, line.line_number, share, "freight", label=f"Shipping on line {line.line_number}")
+
+    def _place_shipping_tax(self, tax: Decimal, shipping_tax: LineTax, index: int) -> None:
+        if not tax:
+            return
+        line = self.lines[index]
+        reason = "; ".join(r for r in (line.tax_reason, f"shipping tax {tax}: {shipping_tax.reason}") if r)
+        self.lines[index] = dataclasses.replace(
+            line,
+            tax_amount=line.tax_amount + tax,
+            tax_lines=line.tax_lines + shipping_tax.tax_lines,
+            tax_classification_code=line.tax_classification_code or shipping_tax.classification,
+            tax_reason=reason,
+        )
+        self._post(TAX, line.line_number, tax, "tax", label="Shipping tax")
+
+    def _freight_line(self, document: SalesDocument, freight: Decimal, tax: Decimal, shipping_tax: LineTax) -> None:
+        """No item line to carry the shipping (a credit memo refunding only the shipping): a line of its own, as
+        an on-account credit memo line is. Oracle documents no such line on an invoice."""
+        if document.kind != "creditmemo":
+            self.problems.add(
+                "freight_unplaced",
+                f"The document has shipping ({freight}) or shipping tax ({tax}) but no item line to carry it.",
+                "Check the Commerce document's items; post this document by hand, then mark the record ignored.",
+            )
+        number = self._add(LINE_FREIGHT, "Shipping", freight, "shipping", tax_amount=tax)
+        self.lines[-1] = dataclasses.replace(
+            self.lines[-1],
+            tax_lines=shipping_tax.tax_lines,
+            tax_classification_code=shipping_tax.classification,
+            tax_reason=shipping_tax.reason,
+        )
+        self._post(FREIGHT, number, freight, "freight")
+        if tax:
+            self._post(TAX, number, tax, "tax")
 
     def add_unplaced_compensation(self, document: SalesDocument) -> None:
         """The lines carry their compensation. A payload whose items do not is caught up from the header, which
@@ -220,7 +297,14 @@ class PlanLines:
         return number
 
     def _post(
-        self, account_class: str, line_number: int, amount: Decimal, template: str, product: Matched | None = None
+        self,
+        account_class: str,
+        line_number: int | None,
+        amount: Decimal,
+        template: str,
+        product: Matched | None = None,
+        *,
+        label: str = "",
     ) -> None:
         account = self.account(template, product, line_number)
-        self.postings.append(Posting(account_class, line_number, amount, account))
+        self.postings.append(Posting(account_class, line_number, amount, account, label))

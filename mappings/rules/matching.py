@@ -8,16 +8,18 @@ import fnmatch
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal, InvalidOperation
 from typing import Protocol, TypeVar
 
-from connector.documents import Customer, SalesDocument, SalesLine
+from connector.documents import AppliedTax, Customer, SalesDocument, SalesLine
 
-from .data import CustomerRuleData, ProductRuleData, StoreRuleData
+from .data import CustomerRuleData, ProductRuleData, StoreRuleData, TaxRuleData
 
 # Match types, highest precedence first.
 CUSTOMER_MATCH_TYPES = ("customer_id", "email", "company", "customer_group", "default")
 PRODUCT_MATCH_TYPES = ("sku", "sku_pattern", "attribute_set", "category", "default")
 STORE_MATCH_TYPES = ("store", "store_code", "website", "default")
+TAX_MATCH_TYPES = ("tax_code", "rate", "default")
 
 # Short words used in reasons ("customer rule group=3 set channel=20").
 MATCH_LABELS = {
@@ -32,6 +34,8 @@ MATCH_LABELS = {
     "store": "store",
     "store_code": "store code",
     "website": "website",
+    "tax_code": "code",
+    "rate": "rate",
     "default": "default",
 }
 
@@ -180,6 +184,46 @@ def match_store(document: SalesDocument, rules: Iterable[StoreRuleData], on: dat
             return Matched("store", match_type, rule.match_value, rule.segments, rule)
     rule = latest(r for r in live if r.match_type == "default")
     return Matched("store", "default", "", rule.segments, rule) if rule is not None else None
+
+
+def parse_rate(text: str) -> Decimal | None:
+    """ "8.25", "8.25 %" or "20" as a Decimal; None when it is not a number."""
+    try:
+        rate = Decimal(text.strip().rstrip("%").strip())
+    except (InvalidOperation, ValueError):
+        return None
+    return rate if rate.is_finite() else None
+
+
+def match_tax(
+    tax: AppliedTax,
+    country: str,
+    rules: Iterable[TaxRuleData],
+    on: date,
+    *,
+    allow_default: bool = True,
+    rate_known: bool = True,
+) -> Matched | None:
+    """The tax rule for one Commerce tax: by its code or title, then by its rate in the tax country (a rule for
+    that country before one for any country), then the default (unless `allow_default` is off: an untaxed line
+    takes a rule only for its own rate, never the default meant for what Commerce taxed). A tax whose rate the
+    document does not give (`rate_known` off) is never taken for a 0 % tax."""
+    live = [r for r in rules if is_effective(r, on)]
+    for value in (tax.code, tax.title):
+        if not value:
+            continue
+        rule = latest(r for r in live if r.match_type == "tax_code" and _same(r.match_value, value))
+        if rule is not None:
+            return Matched("tax", "tax_code", rule.match_value, {}, rule)
+    rates = [r for r in live if rate_known and r.match_type == "rate" and parse_rate(r.match_value) == tax.percent]
+    for wanted in (country, ""):
+        rule = latest(r for r in rates if r.country.strip().casefold() == wanted.strip().casefold())
+        if rule is not None:
+            return Matched("tax", "rate", rule.match_value, {}, rule, rule.country)
+    if not allow_default:
+        return None
+    rule = latest(r for r in live if r.match_type == "default")
+    return Matched("tax", "default", "", {}, rule) if rule is not None else None
 
 
 def untested_match_types(

@@ -60,3 +60,18 @@ def commerce_line_count(document: SalesDocument) -> int:
 def minor_unit(currency: str) -> Decimal:
     """The currency's smallest amount: 0.01 for USD, 1 for JPY, 0.001 for KWD."""
     return Decimal(1).scaleb(-currency_exponent(currency))
+
+
+def spread(total: Decimal, weights: list[Decimal], currency: str) -> list[Decimal]:
+    """`total` shared out in proportion to `weights` (negative weights count as nothing), each share rounded to
+    the currency and the cents left over going to the last one, so the shares add up to `total` exactly. Without
+    any weight, all of it goes to the last one."""
+    if not weights:
+        return []
+    counted = [max(weight, Decimal(0)) for weight in weights]
+    whole = sum(counted, Decimal(0))
+    if not whole:
+        return [Decimal(0)] * (len(weights) - 1) + [total]
+    shares = [quantize(total * weight / whole, currency) for weight in counted]
+    shares[-1] += total - sum(shares, Decimal(0))
+    return shares

@@ -54,6 +54,21 @@ class PlanHeader:
 
 
 @dataclass(frozen=True)
+class PlanTaxLine:
+    """One manual tax line: a Commerce tax (of the item, or of the shipping placed on this line) as the tax rule
+    maps it to Fusion's regime, tax, status, rate and jurisdiction."""
+
+    tax_regime_code: str
+    tax_rate_code: str
+    amount: Decimal
+    tax: str = ""
+    tax_status_code: str = ""
+    tax_jurisdiction_code: str = ""
+    source: str = "item"  # item | shipping
+    reason: str = ""
+
+
+@dataclass(frozen=True)
 class PlanLine:
     line_number: int
     kind: str  # item | freight | discount | adjustment | prepayment | rounding
@@ -61,6 +76,8 @@ class PlanLine:
     quantity: Decimal
     unit_selling_price: Decimal
     amount: Decimal
+    # Commerce's tax on the line (and the shipping tax placed on it): sent as tax_lines in the manual tax mode,
+    # what Fusion's computed tax is compared with in the fusion mode.
     tax_amount: Decimal = Decimal("0")
     item_number: str = ""
     memo_line: str = ""
@@ -68,6 +85,10 @@ class PlanLine:
     source_line_id: str = ""
     tax_percent: Decimal = Decimal("0")
     reason: str = ""
+    tax_classification_code: str = ""
+    tax_lines: tuple[PlanTaxLine, ...] = ()
+    freight_amount: Decimal = Decimal("0")  # shipping allocated to this line (freight mode allocated)
+    tax_reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -120,6 +141,9 @@ class PostingPlan:
     journal_mode: str = "none"
     segment_names: tuple[str, ...] = ()
     delimiter: str = "-"
+    tax_mode: str = "manual"  # manual | fusion
+    freight_mode: str = "allocated"  # allocated | header (a credit memo's freight is always at the header)
+    header_freight: Decimal = Decimal("0")  # shipping at the header (freight mode header)
 
     @property
     def ok(self) -> bool:
@@ -138,8 +162,12 @@ class PostingPlan:
         return sum((line.tax_amount for line in self.lines), Decimal("0"))
 
     @property
+    def freight_total(self) -> Decimal:
+        return sum((line.freight_amount for line in self.lines), Decimal("0")) + self.header_freight
+
+    @property
     def total(self) -> Decimal:
-        return self.lines_total + self.tax_total
+        return self.lines_total + self.freight_total + self.tax_total
 
     @property
     def journal_debits(self) -> Decimal:

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from connector.documents import SalesDocument, SalesLine
 
 from .accounts import Account, AccountBuilder
-from .data import ConnectionDefaults, RuleSet
+from .data import FREIGHT_HEADER, ConnectionDefaults, RuleSet
 from .header import build_header
 from .lines import PlanLines
 from .matching import (
@@ -35,6 +35,7 @@ from .plan import (
     Problems,
     cut,
 )
+from .taxes import TaxPlanner
 
 
 def resolve(
@@ -63,8 +64,19 @@ def resolve(
         else None
     )
 
+    currency = document.currency.upper()
+    # Oracle documents one freight shape for credit memos: FreightCreditAmount at the header.
+    freight_mode = FREIGHT_HEADER if document.kind == "creditmemo" else defaults.freight_mode
+    taxes = TaxPlanner(
+        rules=rules.taxes, on=on, document=document, mode=defaults.tax_mode, currency=currency, problems=problems
+    )
     book = PlanLines(
-        currency=document.currency.upper(), separate_discounts=defaults.discount_mode == "separate", accounts=accounts
+        currency=currency,
+        separate_discounts=defaults.discount_mode == "separate",
+        accounts=accounts,
+        taxes=taxes,
+        freight_mode=freight_mode,
+        problems=problems,
     )
     _add_items(book, document, rules, on, problems, needs_accounts=needs_accounts)
     book.add_shipping(document)
@@ -95,6 +107,9 @@ def resolve(
         journal_mode=defaults.journal_mode,
         segment_names=layout.segment_names if layout is not None else (),
         delimiter=layout.delimiter if layout is not None else "-",
+        tax_mode=defaults.tax_mode,
+        freight_mode=freight_mode,
+        header_freight=book.header_freight,
     )
 
 
@@ -237,8 +252,10 @@ def _journal_lines(
     for posting in book.postings:
         if not posting.amount:
             continue
-        line = by_number[posting.line_number]
-        what = f"tax {line.description}" if posting.account_class == TAX else line.description
+        line = by_number.get(posting.line_number) if posting.line_number is not None else None
+        what = posting.label or (line.description if line is not None else "")
+        if posting.account_class == TAX and not posting.label and line is not None:
+            what = f"tax {line.description}"
         lines.append(
             _journal_line(posting.account, posting.amount, debit=False, description=f"{transaction_number} {what}")
         )

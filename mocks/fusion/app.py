@@ -9,7 +9,7 @@ endpoint. Use it in-process (`MockFusion().start()`) or as a process
 
 The handlers live by resource area in the mixins this class combines: auth (token, API checks), rest (what
 every resource answers alike), reference (account combinations, customer sites, items), receivables (invoices
-and credit memos) and erp (erpintegrations import jobs)."""
+and credit memos, with the tax, freight and currency shapes of shapes) and erp (erpintegrations import jobs)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from mocks.fusion.seed import (
     SEED_COMBINATIONS,
     SEED_CUSTOMER_SITES,
     SEED_ITEMS,
+    SEED_LEDGERS,
 )
 from mocks.server import Handler, MockError, MockRequest, MockResponse, json_response
 
@@ -90,6 +91,8 @@ class MockFusion(TokenAuth, ReferenceData, Receivables, ErpIntegrations):
         self.customer_sites = Collection(
             "customerAccountSitesLOV", "SiteUseId", tuple(sites[0]), {str(s["SiteUseId"]): s for s in sites}
         )
+        ledgers = [dict(row) for row in SEED_LEDGERS]
+        self.ledgers = Collection("ledgersLOV", "LedgerId", tuple(ledgers[0]), {str(r["LedgerId"]): r for r in ledgers})
         items = [dict(i, itemsV2UniqID=self._item_key(i)) for i in SEED_ITEMS]
         self.items = Collection("itemsV2", "itemsV2UniqID", tuple(items[0]), {i["itemsV2UniqID"]: i for i in items})
         self.erp_jobs: dict[str, ErpJob] = {}
@@ -139,6 +142,8 @@ class MockFusion(TokenAuth, ReferenceData, Receivables, ErpIntegrations):
                 rf"{v}/customerAccountSitesLOV/(?P<id>[^/]+)",
                 self._api(self.get_row(lambda: self.customer_sites)),
             ),
+            ("GET", rf"{v}/ledgersLOV", self._api(self.list_of(lambda: self.ledgers))),
+            ("GET", rf"{v}/ledgersLOV/(?P<id>[^/]+)", self._api(self.get_row(lambda: self.ledgers))),
             ("GET", rf"{v}/itemsV2", self._api(self.list_of(lambda: self.items))),
             ("GET", rf"{v}/itemsV2/(?P<id>[^/]+)", self._api(self.get_row(lambda: self.items))),
             ("POST", rf"{v}/erpintegrations", self._api(self.erp_post)),

@@ -3,7 +3,8 @@ uploads a base64 zip holding GlInterface.csv and answers the ESS request id (`Re
 `GET erpintegrations?finder=ESSJobStatusRF;requestId=N` answers the job's `RequestStatus`, RUNNING for a few
 polls and then its end state. As Journal Import would, a JournalImportLauncher job ends in ERROR unless every
 GL_INTERFACE row has the 149 columns of the template, status NEW, numeric entered amounts, and the rows of the
-ParameterList's source, ledger and group id balance per journal."""
+ParameterList's source, ledger and group id balance per journal; a row not in the ledger currency names its
+conversion rate type (USER_CURRENCY_CONVERSION_TYPE), and the rate for User."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 from mocks.fusion.query import DEFAULT_LIMIT, decimal_or_none, parse_finder
+from mocks.fusion.seed import CONVERSION_RATE_TYPES, LEDGER_CURRENCY
 from mocks.server import DROP, Faults, MockError, MockRequest, MockResponse, MockServer, json_response
 
 ESS_TERMINAL = ("SUCCEEDED", "WARNING", "ERROR", "FAILED", "CANCELLED")
@@ -26,6 +28,7 @@ GL_INTERFACE_COLUMNS = 149
 STATUS, LEDGER_ID, ACCOUNTING_DATE, SOURCE, CURRENCY = 0, 1, 2, 3, 5
 ENTERED_DR, ENTERED_CR = 38, 39
 BATCH_NAME, JOURNAL_NAME = 42, 45  # REFERENCE1, REFERENCE4
+CONVERSION_TYPE, CONVERSION_RATE = 63, 65
 GROUP_ID = 66
 
 
@@ -176,6 +179,10 @@ def _journal_import(job: ErpJob) -> None:
         if row[STATUS] != "NEW":
             job.reasons.append(f"row {n}: STATUS must be NEW")
             continue
+        conversion = _conversion_problem(row)
+        if conversion:
+            job.reasons.append(f"row {n}: {conversion}")
+            continue
         dr, cr = decimal_or_none(row[ENTERED_DR] or "0"), decimal_or_none(row[ENTERED_CR] or "0")
         if dr is None or cr is None:
             job.reasons.append(f"row {n}: the entered amounts are not numbers")
@@ -190,3 +197,15 @@ def _journal_import(job: ErpJob) -> None:
             job.reasons.append(f"journal {journal or batch} does not balance (debits - credits = {difference})")
     if job.reasons:
         job.final = "ERROR"
+
+
+def _conversion_problem(row: list[str]) -> str:
+    """Why Journal Import would refuse the row's currency conversion ("" when it would not)."""
+    rate_type = row[CONVERSION_TYPE]
+    if row[CURRENCY] != LEDGER_CURRENCY and not rate_type:
+        return f"currency {row[CURRENCY]} is not the ledger currency {LEDGER_CURRENCY} and has no conversion rate type"
+    if rate_type and rate_type not in CONVERSION_RATE_TYPES:
+        return f"the conversion rate type {rate_type} is not valid"
+    if rate_type == "User" and decimal_or_none(row[CONVERSION_RATE] or None) is None:
+        return "the User conversion rate type needs CURRENCY_CONVERSION_RATE"
+    return ""

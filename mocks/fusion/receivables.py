@@ -5,8 +5,10 @@ A create is refused with a 400 (V4 `o:errorDetails`, the offending attribute in 
 is unknown or read-only, a required one is missing, the business unit or bill-to customer account is unknown, a
 date is not YYYY-MM-DD, there is no line, a credit memo line is not negative, or a distribution names an
 account class other than Revenue, Receivable, Freight or Tax or an account combination that is unknown,
-disabled, inactive on the accounting date or a parent value without detail posting. A second TransactionNumber
-in the same transaction source and business unit is refused with Fusion's AR-855367."""
+disabled, inactive on the accounting date or a parent value without detail posting; and when the tax, freight
+or currency is not in a shape Oracle documents (mocks.fusion.shapes). A second TransactionNumber in the same
+transaction source and business unit is refused with Fusion's AR-855367. A line the fusion tax mode leaves to
+Fusion gets its computed tax lines, which a GET of the document answers."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from typing import Any
 from mocks.fusion.query import Collection, decimal_or_none
 from mocks.fusion.rest import FusionResources
 from mocks.fusion.seed import BUSINESS_UNIT, INVOICE_ATTRIBUTES, INVOICE_CHILDREN, INVOICE_READ_ONLY
+from mocks.fusion.shapes import BodyShapes
 from mocks.server import DROP, MockError, MockRequest, MockResponse, json_response
 
 ACCOUNT_CLASSES = ("Revenue", "Receivable", "Freight", "Tax")
@@ -26,7 +29,7 @@ DISTRIBUTIONS = {"invoice": "receivablesInvoiceDistributions", "credit_memo": "r
 UPDATABLE = {"InvoiceStatus", "PaymentTerms", "TransactionDate"}
 
 
-class Receivables(FusionResources):
+class Receivables(BodyShapes, FusionResources):
     """The receivablesInvoices and receivablesCreditMemos handlers."""
 
     _next_transaction_id: int
@@ -68,6 +71,7 @@ class Receivables(FusionResources):
             stamp = self.utcnow().isoformat()
             row: dict[str, Any] = dict.fromkeys(collection.attributes)
             row.update(body)
+            row[LINES[kind]] = self.computed_tax_lines(body[LINES[kind]], kind)
             row.update(
                 CustomerTransactionId=transaction_id,
                 TransactionNumber=number or str(transaction_id)[-8:],
@@ -113,7 +117,10 @@ class Receivables(FusionResources):
         if kind == "invoice":
             self._validate_invoice_attributes(body, collection)
         self._validate_header(body, kind)
+        self._check_currency(body, kind)
         numbers = self._validate_lines(body.get(LINES[kind]), LINES[kind], kind)
+        self._check_line_shapes(body[LINES[kind]], LINES[kind], kind)
+        self._check_freight(body, body[LINES[kind]], body.get(DISTRIBUTIONS[kind]), kind)
         if DISTRIBUTIONS[kind] in body:
             on = str(body.get("AccountingDate") or body.get("TransactionDate"))
             self._validate_distributions(body[DISTRIBUTIONS[kind]], DISTRIBUTIONS[kind], numbers, on)

@@ -32,6 +32,7 @@ class FusionResources(MockServer):
     combinations: Collection
     customer_sites: Collection
     items: Collection
+    ledgers: Collection
 
     def combination_by_segments(self, combination: str) -> dict[str, Any] | None:
         """The accountCombinationsLOV row of `01-000-4110-0000-000`, or None."""

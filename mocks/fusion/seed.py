@@ -178,6 +178,7 @@ INVOICE_ATTRIBUTES = (
     "ConversionRateType",
     "ConversionDate",
     "ConversionRate",
+    "FreightAmount",
     "CrossReference",
     "DocumentNumber",
     "PurchaseOrder",
@@ -223,6 +224,10 @@ CREDIT_MEMO_ATTRIBUTES = (
     "TransactionDate",
     "AccountingDate",
     "CreditMemoCurrency",
+    "ConversionRateType",
+    "ConversionDate",
+    "ConversionRate",
+    "FreightCreditAmount",
     "BillToCustomerName",
     "BillToCustomerNumber",
     "BillToSite",
@@ -238,3 +243,94 @@ CREDIT_MEMO_ATTRIBUTES = (
     "LastUpdateDate",
 )
 CREDIT_MEMO_CHILDREN = ("receivablesCreditMemoLines", "receivablesCreditMemoDistributions", "notes", "attachments")
+
+# The invoice and credit memo line attributes: from Oracle's examples (LineNumber, Description, Quantity,
+# UnitSellingPrice, TaxClassificationCode, AllocatedFreightAmount, the tax lines; on credit memos LineDescription,
+# LineQuantityCredit, LineCreditReason and the tax determinants) and the community clients (MemoLine, ItemNumber,
+# UnitOfMeasure, LineAmount, LineAmountIncludesTax, TaxExemptionHandling, SalesOrder, the accounting rule).
+INVOICE_LINE_ATTRIBUTES = (
+    "LineNumber",
+    "Description",
+    "Quantity",
+    "UnitSellingPrice",
+    "LineAmount",
+    "MemoLine",
+    "ItemNumber",
+    "UnitOfMeasure",
+    "TaxClassificationCode",
+    "LineAmountIncludesTax",
+    "TaxExemptionHandling",
+    "AllocatedFreightAmount",
+    "SalesOrder",
+    "AccountingRule",
+    "AccountingRuleDuration",
+    "RuleStartDate",
+    "RuleEndDate",
+    "receivablesInvoiceLineTaxLines",
+    "receivablesInvoiceLineDFF",
+    "receivablesInvoiceLineGdf",
+    "receivablesInvoiceLineTransactionDFF",
+)
+CREDIT_MEMO_LINE_ATTRIBUTES = (
+    "LineNumber",
+    "LineDescription",
+    "LineQuantityCredit",
+    "UnitSellingPrice",
+    "MemoLine",
+    "ItemNumber",
+    "TaxClassificationCode",
+    "LineCreditReason",
+    "TransactionBusinessCategory",
+    "LineIntendedUse",
+    "LineProductType",
+    "LineProductCategory",
+    "UserDefinedFiscalClassification",
+    "receivablesCreditMemoLineTaxLines",
+    "receivablesCreditMemoLineDFF",
+)
+# A manual tax line: TaxRegimeCode, TaxRateCode and TaxAmount in every Oracle example (required here, a rule of
+# ours: Oracle marks none required); Tax and TaxInclusiveIndicator in Oracle's child schema; TaxStatusCode,
+# TaxJurisdictionCode and TaxRate in community clients. Anything else is refused.
+TAX_LINE_REQUIRED = ("TaxRegimeCode", "TaxRateCode", "TaxAmount")
+TAX_LINE_ATTRIBUTES = (
+    *TAX_LINE_REQUIRED,
+    "Tax",
+    "TaxStatusCode",
+    "TaxJurisdictionCode",
+    "TaxRate",
+    "TaxInclusiveIndicator",
+)
+
+# The pod's tax setup: (regime, tax, status, rate code) -> percent, and the tax classification codes (what Fusion
+# computes the tax from) with the rate each one resolves to. Oracle's examples use FUS_STCC_REGIME-UES / VAT20.
+TAX_RATES = {
+    ("US SALES AND USE TAX", "US SALES TAX", "STANDARD", "STD"): "8.25",
+    ("US SALES AND USE TAX", "US SALES TAX", "EXEMPT", "EXEMPT"): "0",
+    ("US SALES AND USE TAX", "TX STATE SALES TAX", "STANDARD", "TX_STATE"): "6.25",
+    ("US SALES AND USE TAX", "AUSTIN CITY SALES TAX", "STANDARD", "AUSTIN_CITY"): "2",
+    ("FUS_STCC_REGIME-UES", "VAT", "STANDARD", "VAT20"): "20",
+    ("FUS_STCC_REGIME-UES", "VAT", "REDUCED", "VAT5"): "5",
+    ("FUS_STCC_REGIME-UES", "VAT", "ZERO", "VAT0"): "0",
+}
+TAX_CLASSIFICATIONS = {
+    "US_STD": ("US SALES AND USE TAX", "STD"),
+    "US_EXEMPT": ("US SALES AND USE TAX", "EXEMPT"),
+    "VAT20": ("FUS_STCC_REGIME-UES", "VAT20"),
+    "VAT5": ("FUS_STCC_REGIME-UES", "VAT5"),
+    "VAT0": ("FUS_STCC_REGIME-UES", "VAT0"),
+}
+
+# currencyConversionTypesLOV of the pod, and the ledger of business unit Vision Operations (ledgersLOV).
+CONVERSION_RATE_TYPES = ("Corporate", "Spot", "User")
+LEDGER_CURRENCY = "USD"
+SEED_LEDGERS = (
+    {
+        "LedgerId": 300000046975971,
+        "Name": "Vision Operations (USA)",
+        "CurrencyCode": LEDGER_CURRENCY,
+        "ChartOfAccountsId": 5237,
+        "PeriodSetName": "Accounting",
+        "AccountedPeriodType": "Month",
+        "LedgerCategoryCode": "PRIMARY",
+    },
+)

@@ -24,8 +24,10 @@ from connector.records import (
     record_renew_lease,
     record_retry_later,
     record_transition,
+    records_due_now,
 )
-from connector.selectors import order_of, posted_sibling
+from connector.selectors import order_of, posted_sibling, waiting_on_order
+from connector.wakeups import records_wake
 from core.errors import ConnectorError, OutcomeUnknownError, PermanentError, TransientError
 from fusion import fbdi, invoices
 from fusion.client import FusionApi
@@ -33,10 +35,11 @@ from fusion.journals import journal_enqueue
 from fusion.reference import reference_check
 from fusion.throttle import paced_client
 from mappings.plans import plan_from_json, plan_to_json
-from mappings.rules import PostingPlan
+from mappings.rules import TAX_FUSION, PostingPlan
 from mappings.services import plan_for_record
 
 from ..relay import relay_picked_up
+from .tax_check import fusion_tax_check
 
 logger = logging.getLogger(__name__)
 ACTOR = "system:worker"
@@ -107,8 +110,20 @@ def _step(record: Record) -> str:
     if record.state in (Record.State.RECEIVED, Record.State.RETRYING):
         return _post_document(record)
     if record.state == Record.State.INVOICE_POSTED:
+        _check_fusion_tax(record)
         return _journal(record)
     return "done"
+
+
+def _check_fusion_tax(record: Record) -> None:
+    """In the fusion tax mode, Fusion's tax on the document must agree with Commerce's before posting goes on
+    (again after a replay: the check reads Fusion's tax each time)."""
+    plan = plan_from_json(record.plan) if record.plan else None
+    if plan is None or plan.tax_mode != TAX_FUSION:
+        return
+    problem = fusion_tax_check(record=record, plan=plan, client=paced_client(record.connection), actor=ACTOR)
+    if problem is not None:
+        raise Parked(*problem)
 
 
 def _post_document(record: Record) -> str:
@@ -249,6 +264,7 @@ def _mark_document_posted(
         if not updated:
             # Another worker holds the record now; it will find this document by its look-up and adopt it.
             raise LeaseLost()
+        woken = _wake_waiting_siblings(record)
         kind = "credit memo" if plan.is_credit_memo else "AR invoice"
         audit_record(
             action="record.document_adopted" if posted.adopted else "record.document_posted",
@@ -266,9 +282,20 @@ def _mark_document_posted(
                 "total": str(plan.total),
                 "currency": plan.currency,
                 "after_unknown_outcome": record.outcome_unknown,
+                "woken_records": woken,
                 "exchanges": client.take_exchanges(),
             },
         )
+
+
+def _wake_waiting_siblings(record: Record) -> list[int]:
+    """An order just got its AR document: its Commerce invoices and credit memos waiting on it are due now and
+    woken once this commits, rather than on their next timer (also after the order was parked and replayed)."""
+    waiting = waiting_on_order(record)
+    if waiting:
+        records_due_now(record_ids=waiting)
+        transaction.on_commit(lambda: records_wake(record_ids=waiting))
+    return waiting
 
 
 def _journal(record: Record) -> str:
@@ -281,6 +308,9 @@ def _journal(record: Record) -> str:
         description=f"Adobe Commerce {record.get_kind_display().lower()} {record.commerce_number}",
         accounting_date=plan.header.accounting_date,
         currency=plan.currency,
+        conversion_type=plan.header.conversion.rate_type if plan.header.conversion else "",
+        conversion_date=plan.header.conversion.conversion_date if plan.header.conversion else None,
+        conversion_rate=plan.header.conversion.rate if plan.header.conversion else None,
         lines=[
             fbdi.JournalLine(
                 combination=line.combination,
@@ -354,13 +384,16 @@ def _link_invoice_to_order(record: Record) -> str:
     posted again. It waits until the order's AR invoice exists."""
     order = posted_sibling(record, Record.Kind.ORDER)
     if order is None:
-        return _wait(
+        waited = _wait(
             record,
             f"Waiting for order {record.commerce_order_id or '?'} to be posted before linking this invoice",
             delay=timedelta(minutes=5),
             give_up_after=timedelta(days=7),
             hint="Resolution: post (or replay) the order this invoice belongs to; the invoice then links to it.",
         )
+        # The order's posting wakes this invoice; if it committed while this worker held the invoice, that
+        # wake-up found it leased: look once more rather than sleep through the timer.
+        return "continue" if waited == "waiting" and posted_sibling(record, Record.Kind.ORDER) else waited
     return _settle_without_posting(
         record,
         f"Commerce invoice {record.commerce_number} belongs to order {order.commerce_number}, posted as "

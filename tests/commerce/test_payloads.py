@@ -304,3 +304,35 @@ def test_new_amounts_survive_the_json_round_trip_and_old_json_still_loads():
     old["lines"] = [{k: v for k, v in line.items() if k != "discount_tax_compensation"} for line in stored["lines"]]
     loaded = SalesDocument.from_json(old)
     assert loaded.gift_cards_amount == 0 and loaded.lines[0].discount_tax_compensation == 0
+
+
+def test_an_orders_applied_taxes_reach_its_lines_its_shipping_and_the_tax_country():
+    doc = order_document(fixture("order_rest_applied_taxes.json"))
+    laptop, book, snack = doc.lines
+    assert [(t.code, t.title, t.percent, t.amount) for t in laptop.taxes] == [
+        ("US-TX-*-Rate State", "TX State", Decimal("6.25"), Decimal("62.5")),
+        ("US-TX-Austin-City", "Austin City", Decimal("2"), Decimal("20")),
+    ]
+    assert book.taxes == () and book.tax_percent == 0
+    assert [t.code for t in snack.taxes] == ["US-TX-Austin-City"]
+    assert [(t.code, t.amount) for t in doc.shipping_taxes] == [("US-TX-*-Rate State", Decimal("0.63"))]
+    assert [t.title for t in doc.applied_taxes] == ["TX State", "Austin City"]
+    assert doc.tax_country == "US"  # the shipping address's
+    # Stored as JSON and read back, with the breakdown; a raw webhook entity carries the lists at its top level.
+    assert SalesDocument.from_json(json.loads(doc.to_json_text())) == doc
+    raw = fixture("order_rest_applied_taxes.json")
+    extension = raw.pop("extension_attributes")
+    raw.update(applied_taxes=extension["applied_taxes"], item_applied_taxes=extension["item_applied_taxes"])
+    raw_doc = order_document(raw)
+    assert raw_doc.lines[0].taxes == laptop.taxes and raw_doc.tax_country == "US"  # the billing address's
+
+
+def test_documents_stored_before_the_tax_facts_load_with_none():
+    stored = order_document(fixture("order_place_after.json")["data"]["order"]).to_json()
+    for key in ("applied_taxes", "shipping_taxes", "tax_country"):
+        stored.pop(key)
+    for line in stored["lines"]:
+        line.pop("taxes")
+    loaded = SalesDocument.from_json(stored)
+    assert (loaded.applied_taxes, loaded.shipping_taxes, loaded.tax_country) == ((), (), "")
+    assert all(line.taxes == () for line in loaded.lines)

@@ -1,5 +1,6 @@
 import email.utils
 import time
+from decimal import Decimal
 
 import pytest
 import requests
@@ -330,3 +331,48 @@ def test_exchanges_record_token_and_api_calls_redacted(client, token):
 def test_client_repr_has_no_secret(client):
     assert "secret" not in repr(client).lower()
     assert "fusion-client-secret-value" not in repr(client.auth)
+
+
+@responses.activate
+def test_the_tax_fusion_holds_is_read_back_with_the_lines_and_tax_lines_expanded(client, token):
+    read = responses.get(
+        f"{INVOICES}/300100170996427",
+        match=[
+            matchers.query_param_matcher(
+                {"expand": "receivablesInvoiceLines.receivablesInvoiceLineTaxLines", "onlyData": "true"}
+            )
+        ],
+        json={
+            "CustomerTransactionId": 300100170996427,
+            # REST framework 3+ answers an expanded child as a collection; a list is read as well.
+            "receivablesInvoiceLines": {
+                "items": [
+                    {
+                        "LineNumber": 1,
+                        "receivablesInvoiceLineTaxLines": {"items": [{"TaxAmount": 62.5}, {"TaxAmount": 20}]},
+                    },
+                    {"LineNumber": 2, "receivablesInvoiceLineTaxLines": [{"TaxAmount": "0.60"}]},
+                    {"LineNumber": 3},
+                ]
+            },
+        },
+    )
+    tax = client.receivables_tax("receivablesInvoices", "300100170996427")
+    assert (tax.transaction_id, tax.tax_total, tax.tax_lines) == ("300100170996427", Decimal("83.10"), 3)
+    assert read.call_count == 1
+    memo = responses.get(
+        f"{API}/receivablesCreditMemos/77",
+        json={"receivablesCreditMemoLines": [{"receivablesCreditMemoLineTaxLines": [{"TaxAmount": -8.25}]}]},
+    )
+    assert client.receivables_tax("receivablesCreditMemos", "77").tax_total == Decimal("8.25")
+    assert "expand=receivablesCreditMemoLines.receivablesCreditMemoLineTaxLines" in memo.calls[0].request.url
+
+
+@responses.activate
+def test_a_ledger_is_read_with_its_currency(client, token):
+    responses.get(
+        f"{API}/ledgersLOV/300000046975971",
+        json={"LedgerId": 300000046975971, "Name": "US Primary", "CurrencyCode": "usd"},
+    )
+    ledger = client.ledger("300000046975971")
+    assert (ledger.ledger_id, ledger.name, ledger.currency) == ("300000046975971", "US Primary", "USD")

@@ -1,5 +1,6 @@
 import base64
 import csv
+import dataclasses
 import io
 import zipfile
 from datetime import date
@@ -96,3 +97,16 @@ def test_a_journal_source_with_a_comma_is_quoted_in_the_parameter_list():
     header = fbdi.BatchHeader("1", "Web, EU", "Sales", 7, "B", "B", date(2025, 1, 1))
     payload = fbdi.import_bulk_data_payload(header, b"zip", "f.zip")
     assert payload["ParameterList"] == '#NULL,"Web, EU",1,7,N,N,N'
+
+
+@pytest.mark.parametrize(
+    ("rate_type", "rate", "expected"),
+    [("Corporate", None, ("Corporate", "2025/03/14", "")), ("User", Decimal("1.25"), ("User", "2025/03/14", "1.25"))],
+)
+def test_a_journal_not_in_the_ledger_currency_carries_its_conversion(rate_type, rate, expected):
+    journal = dataclasses.replace(
+        _journal(), currency="EUR", conversion_type=rate_type, conversion_date=date(2025, 3, 14), conversion_rate=rate
+    )
+    rows = fbdi.gl_interface_rows(HEADER, [journal])
+    assert all((row[5], row[63], row[64], row[65]) == ("EUR", *expected) for row in rows)
+    assert all(row[63:66] == ["", "", ""] for row in fbdi.gl_interface_rows(HEADER, [_journal()]))

@@ -6,7 +6,7 @@ from datetime import date
 from typing import Any
 
 from connector.models import Connection
-from mappings.models import AccountTemplate, CustomerRule, ProductRule, SegmentLayout, StoreRule
+from mappings.models import AccountTemplate, CustomerRule, ProductRule, SegmentLayout, StoreRule, TaxRule
 from mappings.services import rule_save
 from tests.factories import make_connection
 
@@ -71,4 +71,14 @@ def mapped_connection(**overrides: Any) -> Connection:
         actor=actor,
     )
     rule_save(rule=ProductRule(connection=connection, match_type="default", segments={"product": "9999"}), actor=actor)
+    rule_save(
+        rule=TaxRule(
+            connection=connection,
+            match_type="default",
+            tax_regime_code="FUS_STCC_REGIME-UES",
+            tax_rate_code="VAT20",
+            tax_classification_code="VAT20",
+        ),
+        actor=actor,
+    )
     return connection

@@ -148,3 +148,36 @@ def test_a_user_who_may_only_view_rules_cannot_import_them(client, django_user_m
     )
     assert response.status_code == 403
     assert not CustomerRule.objects.filter(match_type="email").exists()
+
+
+def test_finance_adds_a_tax_rule_in_the_admin_audited_and_listed(admin_client, admin_user):
+    from mappings.models import TaxRule
+
+    connection = mapped_connection()
+    data = {
+        "connection": connection.pk,
+        "match_type": "rate",
+        "match_value": "8.25",
+        "country": "us",
+        "tax_regime_code": "US SALES AND USE TAX",
+        "tax": "",
+        "tax_status_code": "",
+        "tax_rate_code": "STD",
+        "tax_jurisdiction_code": "",
+        "tax_classification_code": "US_STD",
+        "effective_from": "",
+        "effective_to": "",
+        "enabled": "on",
+        "notes": "",
+    }
+    response = admin_client.post(reverse("admin:mappings_taxrule_add"), data)
+    assert response.status_code == 302, response.content
+    rule = TaxRule.objects.get(match_type="rate")
+    assert (rule.country, rule.tax_rate_code) == ("US", "STD")
+    assert AuditEvent.objects.filter(action="mappings.tax.created", target_id=str(rule.pk)).exists()
+    listing = admin_client.get(reverse("admin:mappings_taxrule_changelist")).content.decode()
+    assert "US SALES AND USE TAX" in listing and "US_STD" in listing
+    refused = admin_client.post(
+        reverse("admin:mappings_taxrule_add"), {**data, "match_value": "7", "tax_rate_code": ""}
+    )
+    assert refused.status_code == 200 and "give both" in refused.content.decode()

@@ -8,13 +8,13 @@ from django.core.management import CommandError, call_command
 
 from audit.models import AuditEvent
 from mappings.imports import rules_export, rules_import
-from mappings.models import AccountTemplate, CustomerRule, ProductRule, SegmentLayout, StoreRule
+from mappings.models import AccountTemplate, CustomerRule, ProductRule, SegmentLayout, StoreRule, TaxRule
 from tests.factories import make_connection
 from tests.mappings.helpers import mapped_connection
 
 pytestmark = pytest.mark.django_db
 
-ALL_MODELS = (SegmentLayout, AccountTemplate, StoreRule, CustomerRule, ProductRule)
+ALL_MODELS = (SegmentLayout, AccountTemplate, StoreRule, CustomerRule, ProductRule, TaxRule)
 
 
 def _state(connection):
@@ -55,7 +55,7 @@ def test_export_then_import_changes_nothing(file_format):
     report = rules_import(content=content, file_format=file_format, actor="test", connection=connection)
     assert report.ok and report.applied, report.issues
     assert all(set(counts) == {"skip"} for counts in report.counts.values())
-    assert sum(c["skip"] for c in report.counts.values()) == 13
+    assert sum(c["skip"] for c in report.counts.values()) == 14
     assert _state(connection) == before
     assert _stamps(connection) == stamps
     assert AuditEvent.objects.count() == events
@@ -73,7 +73,7 @@ def test_an_export_rebuilds_the_same_rules_after_they_are_gone(file_format):
     assert report.counts["product"] == {"new": 2}
     assert _state(connection) == before
     created = AuditEvent.objects.filter(action__endswith=".created", actor="test")
-    assert created.count() == 13
+    assert created.count() == 14
     assert {e.data["via"] for e in created} == {"import"}
 
 
@@ -82,7 +82,9 @@ def test_csv_format_is_one_file_with_a_kind_column_and_readable_values():
     rows = _rows(rules_export(connection=connection))
     assert list(rows[0])[:2] == ["kind", "connection"]
     assert list(rows[0])[-4:] == ["effective_from", "effective_to", "enabled", "notes"]
-    assert [r["kind"] for r in rows] == ["layout"] + ["template"] * 7 + ["store"] + ["customer"] * 2 + ["product"] * 2
+    assert [r["kind"] for r in rows] == (
+        ["layout"] + ["template"] * 7 + ["store"] + ["customer"] * 2 + ["product"] * 2 + ["tax"]
+    )
     laptop = next(r for r in rows if r["match_value"] == "LAP-15")
     assert laptop["segments"] == "account=4110; product=0015"  # layout order
     assert laptop["effective_from"] == "2026-01-01" and laptop["enabled"] == "yes"
@@ -121,10 +123,10 @@ def test_a_row_error_is_reported_with_its_line_and_nothing_is_imported():
     report = rules_import(content=_csv(rows), file_format="csv", actor="test", connection=connection)
     assert not report.ok and not report.applied
     messages = {issue.where: " ".join(issue.messages) for issue in report.issues}
-    assert set(messages) == {"line 16", "line 17"}
-    assert "needs a wildcard" in messages["line 16"]
-    assert "'acount' is not a segment" in messages["line 16"]
-    assert "kind column must be one of" in messages["line 17"]
+    assert set(messages) == {"line 17", "line 18"}
+    assert "needs a wildcard" in messages["line 17"]
+    assert "'acount' is not a segment" in messages["line 17"]
+    assert "kind column must be one of" in messages["line 18"]
     assert _state(connection) == before
     assert AuditEvent.objects.count() == events
     assert not ProductRule.objects.filter(match_value="NEW-1").exists()
@@ -232,7 +234,7 @@ def test_export_rules_command_writes_csv_to_stdout_and_xlsx_to_a_file(tmp_path):
     target = tmp_path / "rules.xlsx"
     call_command("export_rules", connection.slug, "--format", "xlsx", "-o", str(target), stderr=io.StringIO())
     book = openpyxl.load_workbook(target)
-    assert book.sheetnames == ["layout", "template", "store", "customer", "product"]
+    assert book.sheetnames == ["layout", "template", "store", "customer", "product", "tax"]
 
     # Redirected standard output takes the binary workbook too (export_rules SLUG --format xlsx > rules.xlsx).
     redirected = tmp_path / "redirected.xlsx"
@@ -310,3 +312,50 @@ def test_a_value_that_looks_like_a_formula_stays_text_in_the_workbook():
     report = rules_import(content=content, file_format="xlsx", actor="t", connection=connection)
     assert report.ok and report.counts["product"] == {"skip": 2}
     assert AuditEvent.objects.count() == events
+
+
+def test_tax_rules_import_from_a_csv_with_their_codes_and_are_refused_without_them():
+    connection = mapped_connection()
+    content = _csv(
+        [
+            {
+                "kind": "tax",
+                "match_type": "tax_code",
+                "match_value": "US-TX-*-Rate State",
+                "tax_regime_code": "US SALES AND USE TAX",
+                "tax": "TX STATE SALES TAX",
+                "tax_status_code": "STANDARD",
+                "tax_rate_code": "TX_STATE",
+                "tax_classification_code": "US_STD",
+            },
+            {"kind": "tax", "match_type": "rate", "match_value": "0", "country": "us", "tax_classification_code": "EX"},
+            {"kind": "tax", "match_type": "rate", "match_value": "7", "country": "US", "tax_regime_code": "R"},
+            {"kind": "tax", "match_type": "rate", "match_value": "abc", "tax_classification_code": "X"},
+        ]
+    )
+    report = rules_import(content=content, file_format="csv", actor="finance", connection=connection)
+    messages = {issue.where: " ".join(issue.messages) for issue in report.issues}
+    assert "give both" in messages["line 4"]  # a regime without its rate code
+    assert "matches a percent" in messages["line 5"]
+    assert not report.applied
+    good = _csv(_rows(content)[:2])
+    report = rules_import(content=good, file_format="csv", actor="finance", connection=connection)
+    assert report.ok and report.counts["tax"] == {"new": 2}, report.issues
+    exempt = TaxRule.objects.get(connection=connection, match_type="rate")
+    assert (exempt.country, exempt.tax_classification_code) == ("US", "EX")
+    assert AuditEvent.objects.filter(action="mappings.tax.created", actor="finance").count() == 2
+    exported = [r for r in _rows(rules_export(connection=connection, kinds=("tax",)))]
+    assert {r["match_value"] for r in exported} == {"", "US-TX-*-Rate State", "0"}
+    assert "tax_rate_code" in exported[0] and "segments" not in exported[0]
+
+
+def test_the_readmes_tax_rule_example_imports():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    start = readme.index("```csv\nkind,connection,match_type,match_value,country,tax_regime_code")
+    block = readme[start + len("```csv\n") : readme.index("```", start + 6)]
+    connection = make_connection(slug="acme-us")
+    report = rules_import(content=block.encode(), file_format="csv", actor="finance", connection=connection)
+    assert report.ok and report.counts["tax"] == {"new": 4}, report.issues
+    assert TaxRule.objects.get(connection=connection, match_type="rate").tax_classification_code == "US_EXEMPT"

@@ -20,6 +20,7 @@ from mappings.rules import (
     RuleSet,
     SegmentLayoutData,
     StoreRuleData,
+    TaxRuleData,
     format_segment_values,
     parse_segment_values,
     price_line,
@@ -39,6 +40,9 @@ TEMPLATES = (
 )
 DEFAULT_CUSTOMER = CustomerRuleData("default", "", "WEB-1000", "WEB-SITE")
 DEFAULT_PRODUCT = ProductRuleData("default", "", segments={"product": "9999"})
+DEFAULT_TAX = TaxRuleData(
+    "default", "", tax_regime_code="US SALES AND USE TAX", tax_rate_code="STD", tax_classification_code="US_STD"
+)
 DEFAULTS = ConnectionDefaults(
     slug="shop",
     business_unit="Vision Operations",
@@ -84,9 +88,14 @@ def order(*lines: SalesLine, customer: Customer | None = None, grand_total=None,
 
 
 def ruleset(
-    customers=(DEFAULT_CUSTOMER,), products=(DEFAULT_PRODUCT,), stores=(), templates=TEMPLATES, layouts=(LAYOUT,)
+    customers=(DEFAULT_CUSTOMER,),
+    products=(DEFAULT_PRODUCT,),
+    stores=(),
+    templates=TEMPLATES,
+    layouts=(LAYOUT,),
+    taxes=(DEFAULT_TAX,),
 ) -> RuleSet:
-    return RuleSet(tuple(customers), tuple(products), tuple(stores), tuple(templates), tuple(layouts))
+    return RuleSet(tuple(customers), tuple(products), tuple(stores), tuple(templates), tuple(layouts), tuple(taxes))
 
 
 def revenue(plan, line_number=1):
@@ -389,25 +398,34 @@ def test_missing_business_unit_is_a_problem():
 
 
 @pytest.mark.parametrize(
-    ("mode", "rate_type", "base", "rate", "expected"),
+    ("mode", "rate_type", "connection_type", "base", "rate", "expected"),
     [
-        ("order", "", "USD", "0.9", None),
-        ("convert", "Corporate", "USD", "0.9", ("Corporate", None)),
-        ("convert", "User", "USD", "0.8", ("User", D("1.2500000000"))),
+        # The default mode sends the conversion too: the connection's rate type (Corporate unless it says).
+        ("order", "", "Corporate", "USD", "0.9", ("Corporate", None)),
+        ("order", "", "", "USD", "0.9", ("Corporate", None)),
+        ("order", "", "Spot", "USD", "0.9", ("Spot", None)),
+        ("convert", "Corporate", "Spot", "USD", "0.9", ("Corporate", None)),
+        ("convert", "User", "Corporate", "USD", "0.8", ("User", D("1.2500000000"))),
+        ("order", "", "User", "USD", "0.8", ("User", D("1.2500000000"))),
     ],
 )
-def test_foreign_currency_conversion_follows_the_store_rule(mode, rate_type, base, rate, expected):
+def test_a_foreign_currency_document_names_its_conversion(mode, rate_type, connection_type, base, rate, expected):
     stores = [StoreRuleData("default", "", currency_mode=mode, conversion_rate_type=rate_type)]
     doc = order(currency="EUR", base_currency=base, base_to_order_rate=D(rate))
-    plan = resolve(doc, ruleset(stores=stores), DEFAULTS)
+    defaults = dataclasses.replace(DEFAULTS, conversion_rate_type=connection_type)
+    plan = resolve(doc, ruleset(stores=stores), defaults)
     assert plan.ok, plan.problems
     assert plan.header.currency == "EUR"
-    if expected is None:
-        assert plan.header.conversion is None
-    else:
-        conversion = plan.header.conversion
-        assert (conversion.rate_type, conversion.rate) == expected
-        assert conversion.conversion_date == plan.header.accounting_date
+    conversion = plan.header.conversion
+    assert (conversion.rate_type, conversion.rate) == expected
+    assert conversion.conversion_date == plan.header.accounting_date
+
+
+def test_the_store_rules_ledger_currency_decides_whether_to_convert():
+    stores = [StoreRuleData("default", "", ledger_currency="EUR")]
+    assert resolve(order(currency="EUR"), ruleset(stores=stores), DEFAULTS).header.conversion is None
+    usd = resolve(order(currency="USD"), ruleset(stores=stores), DEFAULTS).header.conversion
+    assert usd is not None and usd.rate_type == "Corporate"
 
 
 def test_user_rate_without_a_commerce_rate_from_the_ledger_currency_is_a_problem():
@@ -466,30 +484,50 @@ def test_net_discount_mode_books_each_line_net_of_its_discount():
     )
     plan = resolve(doc, ruleset(), DEFAULTS)
     assert plan.ok, plan.problems
-    assert [(ln.kind, ln.quantity, ln.unit_selling_price, ln.amount, ln.tax_amount) for ln in plan.lines] == [
-        ("item", D("2"), D("45.00"), D("90.00"), D("18.00")),
-        ("freight", D("1"), D("4.00"), D("4.00"), D("0.80")),
-    ]
+    # The shipping is allocated to the line (AllocatedFreightAmount), its tax joins the line's tax lines.
+    assert [
+        (ln.kind, ln.quantity, ln.unit_selling_price, ln.amount, ln.freight_amount, ln.tax_amount) for ln in plan.lines
+    ] == [("item", D("2"), D("45.00"), D("90.00"), D("4.00"), D("18.80"))]
     assert plan.total == doc.grand_total == D("112.80")
     classes = [(d.account_class, d.line_number, d.amount) for d in plan.distributions]
     assert classes == [
         ("Revenue", 1, D("90.00")),
         ("Tax", 1, D("18.00")),
-        ("Freight", 2, D("4.00")),
-        ("Tax", 2, D("0.80")),
+        ("Freight", 1, D("4.00")),
+        ("Tax", 1, D("0.80")),
         ("Receivable", None, D("112.80")),
     ]
+
+
+def test_header_freight_mode_puts_the_shipping_on_the_header_with_a_freight_distribution_without_a_line():
+    doc = order(line(qty="2", price="50.00", tax="20.00"), shipping_amount=D("5.00"), shipping_tax=D("1.00"))
+    plan = resolve(doc, ruleset(), dataclasses.replace(DEFAULTS, freight_mode="header"))
+    assert plan.ok, plan.problems
+    assert (plan.freight_mode, plan.header_freight, plan.lines[0].freight_amount) == ("header", D("5.00"), D(0))
+    assert ("Freight", None, D("5.00")) in [(d.account_class, d.line_number, d.amount) for d in plan.distributions]
+    assert plan.total == doc.grand_total == D("126.00")
+
+
+def test_allocated_freight_is_spread_by_line_amount_with_the_cents_on_the_last_line():
+    doc = order(
+        line(sku="A", qty="1", price="10.00"),
+        line(sku="B", qty="1", price="10.00"),
+        line(sku="C", qty="1", price="10.00"),
+        shipping_amount=D("10.00"),
+    )
+    plan = resolve(doc, ruleset(), DEFAULTS)
+    assert [ln.freight_amount for ln in plan.lines] == [D("3.33"), D("3.33"), D("3.34")]
+    assert plan.freight_total == D("10.00") and plan.total == doc.grand_total
 
 
 def test_separate_discount_mode_adds_discount_lines_on_the_discount_template():
     doc = order(line(qty="2", price="50.00", discount="10.00"), shipping_amount=D("5.00"), shipping_discount=D("1.00"))
     plan = resolve(doc, ruleset(), dataclasses.replace(DEFAULTS, discount_mode="separate"))
     assert plan.ok, plan.problems
-    assert [(ln.kind, ln.amount) for ln in plan.lines] == [
-        ("item", D("100.00")),
-        ("discount", D("-10.00")),
-        ("freight", D("5.00")),
-        ("discount", D("-1.00")),
+    assert [(ln.kind, ln.amount, ln.freight_amount) for ln in plan.lines] == [
+        ("item", D("100.00"), D("5.00")),
+        ("discount", D("-10.00"), D(0)),
+        ("discount", D("-1.00"), D(0)),
     ]
     discount = revenue(plan, 2)
     assert discount.combination == "01-000-4900-9999-00"
@@ -596,10 +634,10 @@ def tax_inclusive_order(**kw) -> SalesDocument:
 def test_tax_inclusive_discount_books_each_line_net_of_the_discount_without_its_tax():
     plan = resolve(tax_inclusive_order(), ruleset(), DEFAULTS)
     assert plan.ok, plan.problems
-    assert [(ln.kind, ln.amount, ln.tax_amount) for ln in plan.lines] == [
-        ("item", D("90.00"), D("18.00")),  # 100.00 - 12.00 + 2.00
-        ("item", D("20.25"), D("4.05")),  # 22.50 - 2.70 + 0.45
-        ("freight", D("4.50"), D("0.90")),  # 5.00 - 0.60 + 0.10
+    # The shipping, 5.00 - 0.60 + 0.10 = 4.50, allocated by line amount; its tax 0.90 on the last line.
+    assert [(ln.kind, ln.amount, ln.freight_amount, ln.tax_amount) for ln in plan.lines] == [
+        ("item", D("90.00"), D("3.67"), D("18.00")),  # 100.00 - 12.00 + 2.00
+        ("item", D("20.25"), D("0.83"), D("4.95")),  # 22.50 - 2.70 + 0.45; tax 4.05 + 0.90
     ]
     assert plan.total == plan.commerce_total == D("137.70")
 
@@ -612,9 +650,9 @@ def test_tax_inclusive_discount_lines_in_separate_mode_are_the_discount_less_its
         ("discount", D("-10.00")),
         ("item", D("22.50")),
         ("discount", D("-2.25")),
-        ("freight", D("5.00")),
         ("discount", D("-0.50")),
     ]
+    assert plan.lines[4].description == "Shipping discount" and plan.freight_total == D("5.00")
     assert plan.lines[1].reason == "discount on line 1 (12.00 less 2.00 discount tax compensation)"
     assert plan.total == plan.commerce_total == D("137.70")
 
@@ -637,7 +675,7 @@ def test_compensation_only_on_the_header_becomes_one_line(kind, header):
 def test_the_header_compensation_is_not_counted_twice_when_the_lines_carry_it():
     plan = resolve(tax_inclusive_order(kind="invoice", discount_tax_compensation=D("2.55")), ruleset(), DEFAULTS)
     assert plan.ok, plan.problems
-    assert [ln.kind for ln in plan.lines] == ["item", "item", "freight"]
+    assert [ln.kind for ln in plan.lines] == ["item", "item"]
 
 
 def gift_card_order(**kw) -> SalesDocument:
@@ -655,19 +693,19 @@ def test_gift_cards_store_credit_and_reward_points_are_prepayment_lines_and_the_
     defaults = dataclasses.replace(DEFAULTS, journal_mode="sales_journal")
     plan = resolve(gift_card_order(), ruleset(), defaults)
     assert plan.ok, plan.problems
-    assert [(ln.kind, ln.description, ln.amount, ln.tax_amount) for ln in plan.lines[3:]] == [
+    assert [(ln.kind, ln.description, ln.amount, ln.tax_amount) for ln in plan.lines[2:]] == [
         ("prepayment", "Gift card", D("-25.00"), D("0")),
         ("prepayment", "Store credit", D("-10.00"), D("0")),
         ("prepayment", "Reward points", D("-2.70"), D("0")),
     ]
-    assert plan.lines[3].reason == "25.00 GBP paid by gift card in Commerce, not part of its grand total"
+    assert plan.lines[2].reason == "25.00 GBP paid by gift card in Commerce, not part of its grand total"
     # Revenue and tax are the full sale; the receivable is what the customer still owes.
-    assert sum(ln.amount for ln in plan.lines if ln.kind in ("item", "freight")) == D("114.75")
+    assert sum(ln.amount + ln.freight_amount for ln in plan.lines if ln.kind == "item") == D("114.75")
     assert plan.tax_total == D("22.95")
     assert plan.total == plan.commerce_total == D("100.00")
     receivable = [d for d in plan.distributions if d.account_class == "Receivable"]
     assert [(d.combination, d.amount) for d in receivable] == [("01-000-1210-0000-00", D("100.00"))]
-    prepaid = [d for d in plan.distributions if d.line_number in (4, 5, 6)]
+    prepaid = [d for d in plan.distributions if d.line_number in (3, 4, 5)]
     assert {(d.account_class, d.combination) for d in prepaid} == {("Revenue", "01-000-2410-0000-00")}
     assert "template prepayment" in prepaid[0].reason
     # The journal debits the prepayment (gift card liability) account.

@@ -1,8 +1,10 @@
 """Property: for any order Commerce can total, the plan's total equals the Commerce grand total to the minor unit,
-and the sales journal balances. Commerce rounds per line and then sums; the plan rounds per amount, so the
-generated orders exercise the rounding line too. Orders may come from a tax-inclusive catalogue (the discount
-carries tax, given back as discount tax compensation) and may be partly paid by gift card, store credit or reward
-points (payments Commerce takes off its grand total)."""
+and the sales journal balances, in both tax modes (manual tax lines, or Fusion computes) and both freight modes
+(allocated over the lines, or at the header). Commerce rounds per line and then sums; the plan rounds per amount,
+so the generated orders exercise the rounding line too. Orders may come from a tax-inclusive catalogue (the
+discount carries tax, given back as discount tax compensation), may carry Commerce's per-item tax breakdown, and
+may be partly paid by gift card, store credit or reward points (payments Commerce takes off its grand total). The
+Fusion body built from the plan bills exactly what the plan says it must."""
 
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ from decimal import Decimal as D
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from connector.documents import Customer, SalesDocument, SalesLine, currency_exponent, quantize
+from connector.documents import AppliedTax, Customer, SalesDocument, SalesLine, currency_exponent, quantize
+from fusion.invoices import billed_total, credit_memo_payload, invoice_payload, payload_total
 from mappings.rules import ConnectionDefaults, resolve
 from tests.mappings.test_rules import DEFAULTS, ruleset
 
@@ -99,6 +102,19 @@ def documents(draw) -> SalesDocument:
         shipping_compensation = shipping_incl_tax - shipping - shipping_tax if shipping_discount else D("0")
         if not shipping_discount:
             shipping_tax = shipping_incl_tax - shipping
+    if draw(st.booleans()):  # Commerce's breakdown: a state and a city tax sharing each taxed line
+        lines = tuple(
+            dataclasses.replace(
+                ln,
+                taxes=(
+                    AppliedTax("US-STATE", "State", ln.tax_percent, ln.tax * D("0.75")),
+                    AppliedTax("US-CITY", "City", D("1"), ln.tax * D("0.25")),
+                ),
+            )
+            if ln.tax
+            else ln
+            for ln in lines
+        )
     kind = draw(st.sampled_from(["order", "invoice", "creditmemo"]))
     adjustment_positive = draw(st.sampled_from([D("0"), D("3.5"), D("10")])) if kind == "creditmemo" else D("0")
     adjustment_negative = draw(st.sampled_from([D("0"), D("1.25")])) if kind == "creditmemo" else D("0")
@@ -139,6 +155,7 @@ def documents(draw) -> SalesDocument:
         lines=lines,
         customer=Customer(commerce_id="42", email="ann@example.com", group_id="1"),
         order_increment_id="000000009",
+        tax_country="US",
         shipping_amount=shipping,
         shipping_discount=shipping_discount,
         shipping_tax=shipping_tax,
@@ -151,10 +168,18 @@ def documents(draw) -> SalesDocument:
 
 
 connection_settings = st.builds(
-    lambda discount_mode: ConnectionDefaults(
-        **{**DEFAULTS.__dict__, "discount_mode": discount_mode, "journal_mode": "sales_journal"}
+    lambda discount_mode, tax_mode, freight_mode: ConnectionDefaults(
+        **{
+            **DEFAULTS.__dict__,
+            "discount_mode": discount_mode,
+            "journal_mode": "sales_journal",
+            "tax_mode": tax_mode,
+            "freight_mode": freight_mode,
+        }
     ),
     st.sampled_from(["net", "separate"]),
+    st.sampled_from(["manual", "fusion"]),
+    st.sampled_from(["allocated", "header"]),
 )
 
 
@@ -165,6 +190,8 @@ def test_plan_total_equals_the_commerce_grand_total_and_the_journal_balances(doc
 
     assert plan.ok, plan.problems
     assert plan.total == document.grand_total == plan.commerce_total
+    event(f"tax mode {defaults.tax_mode}, freight {plan.freight_mode}")
+    _check_tax_and_freight(plan, document, defaults)
 
     exponent = -currency_exponent(document.currency)
     for line in plan.lines:
@@ -210,3 +237,26 @@ def test_plan_total_equals_the_commerce_grand_total_and_the_journal_balances(doc
         d.combination for d in plan.distributions if d.line_number in {p.line_number for p in prepayments}
     }
     assert prepaid_accounts <= {"01-000-2410-0000-00"}
+
+
+def _check_tax_and_freight(plan, document, defaults):
+    """Tax lines carry exactly Commerce's tax (manual mode) or nothing (fusion mode); the freight is where the mode
+    puts it and adds up to Commerce's shipping; the Fusion body bills what the plan says it must."""
+    for line in plan.lines:
+        if defaults.tax_mode == "manual":
+            assert sum((t.amount for t in line.tax_lines), D(0)) == line.tax_amount
+            assert all(t.tax_regime_code and t.tax_rate_code for t in line.tax_lines)
+        else:
+            assert line.tax_lines == ()
+        assert line.freight_amount == 0 or line.kind == "item"
+    expected_mode = "header" if document.kind == "creditmemo" else defaults.freight_mode
+    assert plan.freight_mode == expected_mode
+    if expected_mode == "header":
+        assert all(line.freight_amount == 0 for line in plan.lines)
+    else:
+        assert plan.header_freight == 0
+    freight = [d for d in plan.distributions if d.account_class == "Freight"]
+    assert sum((d.amount for d in freight), D(0)) == plan.freight_total
+    assert all((d.line_number is None) == (expected_mode == "header") for d in freight)
+    body = credit_memo_payload(plan) if plan.is_credit_memo else invoice_payload(plan, complete=False)
+    assert quantize(payload_total(body), document.currency) == billed_total(plan)

@@ -361,3 +361,34 @@ def test_the_database_refuses_a_second_rule_with_the_same_match_and_start(effect
         ProductRule(**{**values, "match_value": "lap-15", "enabled": False}).full_clean()
     with pytest.raises(IntegrityError), transaction.atomic():
         ProductRule.objects.create(**{**values, "match_value": "lap-15", "enabled": False})
+
+
+def test_preview_shows_the_tax_mode_the_freight_mode_and_each_lines_tax_lines():
+    connection = mapped_connection(freight_mode="header")
+    line = SalesLine(
+        line_id="1",
+        sku="LAP-15",
+        name="Laptop",
+        qty=D(1),
+        unit_price=D("100.00"),
+        row_total=D("100.00"),
+        tax=D("20.00"),
+        tax_percent=D("20"),
+    )
+    document = _order(lines=(line,), grand_total=D("130.00"))
+    html = plan_preview_html(plan_for_record(record_accept(connection=connection, document=document).record))
+    assert "Ready to post" in html
+    assert "At the header (FreightAmount) with its Freight distribution: 10.00" in html
+    assert "Manual tax lines: Commerce's tax amounts with the tax rules' regime and rate codes" in html
+    assert "FUS_STCC_REGIME-UES / VAT20" in html and "VAT20" in html
+    assert "Lines 100.00 + freight 10.00 + tax 20.00 = 130.00 USD" in html
+    connection.tax_mode = "fusion"
+    connection.save()
+    fusion = plan_preview_html(
+        plan_for_record(
+            record_accept(
+                connection=connection, document=_order("o", "2", lines=(line,), grand_total=D("130.00"))
+            ).record
+        )
+    )
+    assert "Fusion computes the tax from each line's tax classification code" in fusion

@@ -49,7 +49,11 @@ def test_both_sides_ok_is_audited_as_success(fusion_mock, commerce_mock):
     connection = mock_connection(fusion_mock, commerce_mock)
     result = connection_test(connection=connection, actor="tester")
     assert result.ok, result.summary()
-    assert result.fusion.message == "OK: got a token from the identity domain and read receivablesInvoices."
+    assert result.fusion.message == (
+        "OK: got a token from the identity domain and read receivablesInvoices. The ledger Vision Operations (USA) "
+        "is in USD."
+    )
+    assert result.fusion.ledger_currency == "USD"
     assert result.commerce.message.startswith(
         "OK: Commerce accepted the OAuth1 (HMAC-SHA256) signature and orders were read"
     )
@@ -137,7 +141,8 @@ def test_fusion_basic_auth_ok_and_refused(commerce_mock):
         base = {"fusion_auth": Connection.FusionAuth.BASIC, "fusion_username": "integration.user"}
         good = mock_connection(fusion, commerce_mock, fusion_password="basic-pass-1", **base)
         assert connection_test(connection=good, actor="tester").fusion.message == (
-            "OK: signed in with the username and password and read receivablesInvoices."
+            "OK: signed in with the username and password and read receivablesInvoices. The ledger Vision "
+            "Operations (USA) is in USD."
         )
         bad = mock_connection(fusion, commerce_mock, fusion_password="basic-pass-2", **base)
         result = connection_test(connection=bad, actor="tester")
@@ -244,3 +249,32 @@ def test_the_command_prints_each_side_and_fails_with_exit_status_1(fusion_mock, 
 def test_the_command_refuses_an_unknown_slug():
     with pytest.raises(CommandError, match="No connection with the slug 'nope'"):
         call_command("test_connection", "nope")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected", "currency"),
+    [
+        (
+            {"currency": "EUR"},
+            " The ledger Vision Operations (USA) is in USD. The connection's currency is EUR: set it to USD, the "
+            "currency documents are converted to.",
+            "USD",
+        ),
+        ({"ledger_id": ""}, " No ledger id is set, so the ledger currency was not read from Fusion.", ""),
+        (
+            {"ledger_id": "999"},
+            " The ledger 999 could not be read from ledgersLOV (HTTP 404); the connection's currency USD is taken as "
+            "the ledger currency.",
+            "",
+        ),
+    ],
+)
+def test_test_connection_reads_the_ledger_currency_and_says_when_the_connection_disagrees(
+    fusion_mock, commerce_mock, overrides, expected, currency
+):
+    connection = mock_connection(fusion_mock, commerce_mock, **overrides)
+    result = connection_test(connection=connection, actor="tester")
+    assert result.ok, result.summary()
+    assert result.fusion.message.endswith(expected)
+    assert result.fusion.ledger_currency == currency
+    assert_audited_as_shown(result)

@@ -67,7 +67,10 @@ def test_happy_path_posts_one_ar_invoice_with_distributions(connection, fusion):
     assert body["BusinessUnit"] == "Vision Operations" and body["TransactionSource"] == "COMMERCE_WEB"
     assert body["BillToCustomerNumber"] == "1008" and body["BillToSite"] == "1042"
     assert body["TransactionDate"] == "2026-11-20" and body["InvoiceCurrencyCode"] == "USD"
-    amounts = sum(line["Quantity"] * line["UnitSellingPrice"] for line in body["receivablesInvoiceLines"])
+    amounts = sum(
+        line["Quantity"] * line["UnitSellingPrice"] + line.get("AllocatedFreightAmount", 0)
+        for line in body["receivablesInvoiceLines"]
+    )
     assert round(amounts, 2) == 2609.98
     classes = {d["AccountClass"]: d["AccountCombination"] for d in body["receivablesInvoiceDistributions"]}
     assert classes == {
