@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.html import escape  # the admin renders help texts as HTML
 
 
 class AuditEventQuerySet(models.QuerySet):
@@ -25,7 +26,7 @@ class AuditEvent(models.Model):
         INFO = "info", "Info"
 
     occurred_at = models.DateTimeField(default=timezone.now, db_index=True)
-    actor = models.CharField(max_length=150, help_text="A username, or system:<task>")
+    actor = models.CharField(max_length=150, help_text=escape("A username, or system:<task>"))
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,

@@ -11,6 +11,9 @@ from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
+
+# The admin renders help texts as HTML: a placeholder such as <pod> must be escaped or it vanishes.
+from django.utils.html import escape
 from fernet_fields import EncryptedTextField
 
 from core import endpoints
@@ -47,7 +50,7 @@ class Connection(models.Model):
     enabled = models.BooleanField(default=True)
 
     # Fusion side
-    fusion_base_url = models.CharField(max_length=255, help_text="https://<pod>.fa.<dc>.oraclecloud.com")
+    fusion_base_url = models.CharField(max_length=255, help_text=escape("https://<pod>.fa.<dc>.oraclecloud.com"))
     fusion_rest_version = models.CharField(
         max_length=32,
         default="11.13.18.05",
@@ -55,7 +58,7 @@ class Connection(models.Model):
     )
     fusion_auth = models.CharField(max_length=16, choices=FusionAuth.choices, default=FusionAuth.OAUTH2)
     fusion_token_url = models.CharField(
-        max_length=255, blank=True, help_text="https://idcs-<id>.identity.oraclecloud.com/oauth2/v1/token"
+        max_length=255, blank=True, help_text=escape("https://idcs-<id>.identity.oraclecloud.com/oauth2/v1/token")
     )
     fusion_client_id = models.CharField(max_length=255, blank=True)
     fusion_client_secret = EncryptedTextField(blank=True, default="")
@@ -137,7 +140,7 @@ class Connection(models.Model):
     commerce_deployment = models.CharField(max_length=8, choices=Deployment.choices, default=Deployment.PAAS)
     commerce_base_url = models.CharField(
         max_length=255,
-        help_text="PaaS: https://shop.example.com; SaaS: https://<region>.api.commerce.adobe.com/<tenant>",
+        help_text=escape("PaaS: https://shop.example.com; SaaS: https://<region>.api.commerce.adobe.com/<tenant>"),
     )
     commerce_store_code = models.CharField(
         max_length=64,

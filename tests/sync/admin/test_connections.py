@@ -395,3 +395,11 @@ def test_every_admin_page_names_the_product_and_offers_no_view_site_link(client,
     page = client.get(reverse("admin:index")).content.decode()
     assert "ml-connector" in page and "Django administration" not in page
     assert "View site" not in page
+
+
+def test_help_texts_keep_their_placeholders_for_editors_and_viewers(client, superuser, connection):
+    # Django's admin renders help texts as HTML: an unescaped <pod> would be swallowed as a tag.
+    escaped = "https://&lt;pod&gt;.fa.&lt;dc&gt;.oraclecloud.com"
+    assert escaped in client.get(change_url(connection)).content.decode()
+    client.force_login(staff_user("fiona", GROUP_FINANCE))
+    assert escaped in client.get(change_url(connection)).content.decode()
