@@ -141,9 +141,6 @@ class SyncStreamAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
     @admin.display(description="Schedule (edit in Periodic tasks)")
     def schedule(self, obj: SyncStream) -> str:
         if obj.task is None:
@@ -191,8 +188,16 @@ class SyncStreamAdmin(admin.ModelAdmin):
         self.message_user(request, f"{sent} run(s) queued (see Sync runs).", level)
 
 
+class SyncStateAdmin(ReadOnlyAdmin):
+    """Written by the sync only; deletable (by a superuser: no group grants it) so that deleting a connection,
+    which takes its sync state with it, is not refused by the admin."""
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return admin.ModelAdmin.has_delete_permission(self, request, obj)
+
+
 @admin.register(SyncRun)
-class SyncRunAdmin(ReadOnlyAdmin):
+class SyncRunAdmin(SyncStateAdmin):
     list_display = (
         "started_at",
         "connection",
@@ -214,7 +219,7 @@ class SyncRunAdmin(ReadOnlyAdmin):
 
 
 @admin.register(SyncLink)
-class SyncLinkAdmin(ReadOnlyAdmin):
+class SyncLinkAdmin(SyncStateAdmin):
     list_display = ("fusion_label", "kind", "commerce_id", "state", "attempts", "last_error_short", "updated_at")
     list_filter = ("state", "kind", "connection")
     search_fields = ("=fusion_key", "fusion_label", "=commerce_id")

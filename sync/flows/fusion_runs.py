@@ -175,6 +175,8 @@ class Run:
     def audit_write(
         self, *, action: str, target_type: str, target_id: str, before: dict, after: dict, fusion_key: str
     ) -> None:
+        if self.dry_run:
+            return
         audit_record(
             action=f"fusion_sync.{action}",
             actor=self.actor,
