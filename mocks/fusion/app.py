@@ -168,8 +168,8 @@ class MockFusion(TokenAuth, ReferenceData, Receivables, ErpIntegrations):
         try:
             counts = {name: int(data.get(name) or 0) for name in ("items", "customer_accounts")}
         except (AttributeError, TypeError, ValueError):
-            raise MockError(400, 'Send {"items": N, "customer_accounts": N}.') from None
-        return json_response(200, self.add_scale(**counts))
+            raise MockError(400, 'Send {"items": N, "customer_accounts": N, "replace": false}.') from None
+        return json_response(200, self.add_scale(**counts, replace=data.get("replace") is True))
 
     def _control_erp_job(self, request: MockRequest) -> MockResponse:
         return json_response(200, self.erp_job_details(request.path_args["id"]))

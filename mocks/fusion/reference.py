@@ -2,7 +2,7 @@
 by `_CODE_COMBINATION_ID` or with the `PrimaryKey` finder, plus `describe`), customerAccountSitesLOV (customer
 accounts and their bill-to sites) and itemsV2 (inventory items, with Fusion's opaque item key, stamped
 LastUpdateDateTime). Rows can be added at run time through POST /__mock__/rows/<resource>, and thousands generated
-through POST /__mock__/scale (`{"items": 20000, "customer_accounts": 500}`)."""
+through POST /__mock__/scale (`{"items": 20000, "customer_accounts": 500, "replace": true}`)."""
 
 from __future__ import annotations
 
@@ -89,10 +89,13 @@ class ReferenceData(FusionResources):
         row["itemsV2UniqID"] = self._item_key(row)
         return row
 
-    def add_scale(self, *, items: int = 0, customer_accounts: int = 0) -> dict[str, int]:
-        """Generate items (FUS-000001...) and customer accounts (400001...) by the thousand, for scale runs; the
-        default seed stays small so the mock starts at once."""
+    def add_scale(self, *, items: int = 0, customer_accounts: int = 0, replace: bool = False) -> dict[str, int]:
+        """Generate items (FUS-000001...) and customer accounts (400001...) by the thousand, for scale runs, in
+        place of the seeded ones with `replace`; the default seed stays small so the mock starts at once."""
         with self._lock:
+            if replace:
+                self.items.rows.clear()
+                self.customer_sites.rows.clear()
             for row in scale_items(items):
                 row["itemsV2UniqID"] = self._item_key(row)
                 self.items.rows[row["itemsV2UniqID"]] = row

@@ -18,6 +18,7 @@ from functools import partial
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.db import transaction
 
 from commerce.entities import CommerceCustomer, attribute_list
 from core.errors import ConnectorError
@@ -156,9 +157,10 @@ def synced_rule_ensure(run: Run, rules: GlRules, link: SyncLink, source: Source)
         match_value=link.commerce_id,
         synced_from_fusion=True,
     )
-    rule.bill_to_customer_number = source.key
-    rule.bill_to_site = source.extra.get("site_use_id", "")
-    rule.segments = rules.customer_segments(link.commerce_id, link.facts)
+    site, segments = source.extra.get("site_use_id", ""), rules.customer_segments(link.commerce_id, link.facts)
+    if rule.pk and (rule.bill_to_customer_number, rule.bill_to_site, rule.segments) == (source.key, site, segments):
+        return  # as it should be: no validation, no save
+    rule.bill_to_customer_number, rule.bill_to_site, rule.segments = source.key, site, segments
     rule.notes = rule.notes or f"Kept by the sync from Fusion (account {source.key}, {source.label})."[:500]
     try:
         rule_save(rule=rule, actor=run.actor, via="fusion sync")
@@ -176,8 +178,9 @@ def customers_run(run: Run) -> None:
     complete = True
     for batch in chunked(accounts(sites), max(1, BATCH_SIZE // 2)):
         sources = [account_source(group, settings) for group in batch]
-        process_batch(run, side, sources)
-        _mark_seen(run, [s.key for s in sources])
+        with transaction.atomic():  # one commit per batch
+            process_batch(run, side, sources)
+            _mark_seen(run, [s.key for s in sources])
         run.note("batch")
         if run.out_of_time():
             run.partial, complete = True, False

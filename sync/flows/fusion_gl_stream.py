@@ -9,6 +9,7 @@ values too."""
 
 from __future__ import annotations
 
+from django.db import transaction
 from django.utils import timezone
 
 from ..models import SyncLink
@@ -34,10 +35,11 @@ def gl_run(run: Run) -> None:
         )
         for batch in chunked(stale.iterator(chunk_size=BATCH_SIZE), BATCH_SIZE):
             sources = {link.fusion_key: Source.from_json(link.fusion_data) for link in batch}
-            process_batch(run, side, list(sources.values()), from_fusion=False)
-            if isinstance(side, CustomerSide):
-                for link in batch:
-                    synced_rule_ensure(run, rules, link, sources[link.fusion_key])
+            with transaction.atomic():  # one commit per batch
+                process_batch(run, side, list(sources.values()), from_fusion=False)
+                if isinstance(side, CustomerSide):
+                    for link in batch:
+                        synced_rule_ensure(run, rules, link, sources[link.fusion_key])
             run.note("batch")
             if run.out_of_time():
                 run.partial = True

@@ -16,6 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings as django_settings
+from django.db import transaction
 
 from commerce.entities import CommerceProduct, attribute_list
 from core.errors import ConnectorError, NotFoundError
@@ -133,13 +134,16 @@ def items_run(run: Run) -> None:
     complete = True
     for batch in chunked(items, BATCH_SIZE):
         sources = [item_source(item) for item in batch]
-        process_batch(run, side, sources)
-        if run.full and not run.dry_run:
-            SyncLink.objects.filter(
-                connection=run.connection, kind=SyncLink.Kind.PRODUCT, fusion_key__in=[s.key for s in sources]
-            ).update(seen_at=run.started_at)
-        stamps = [s.updated_at for s in sources if s.updated_at is not None]
-        run.advance_watermark(max(stamps) if stamps else None)
+        # One transaction per batch: its links and the watermark past it are kept together (a run that dies
+        # mid-batch reads the batch again, and its writes of the same values are harmless), in one commit.
+        with transaction.atomic():
+            process_batch(run, side, sources)
+            if run.full and not run.dry_run:
+                SyncLink.objects.filter(
+                    connection=run.connection, kind=SyncLink.Kind.PRODUCT, fusion_key__in=[s.key for s in sources]
+                ).update(seen_at=run.started_at)
+            stamps = [s.updated_at for s in sources if s.updated_at is not None]
+            run.advance_watermark(max(stamps) if stamps else None)
         run.note("batch")
         if run.out_of_time():
             run.partial, complete = True, False
@@ -168,7 +172,8 @@ def _retry_failed(run: Run, side: ProductSide) -> None:
         sources = [Source.from_json(data[key]) for key in chunk if data.get(key)]
         if sources:
             run.note("retry", count=len(sources))
-            process_batch(run, side, sources, from_fusion=False)
+            with transaction.atomic():
+                process_batch(run, side, sources, from_fusion=False)
 
 
 def _report_missing(run: Run) -> None:

@@ -12,6 +12,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any, Protocol
 
 from core.errors import ConnectorError
@@ -144,6 +145,7 @@ def _match(run: Run, side: Side, sources: list[Source], links: dict[str, list[Sy
         for source in sources:
             _fail(run, side, source, _placeholder(run, side, source, links), exc)
         return
+    jobs: list[tuple[Source, SyncLink, Target | None]] = []
     for source in sources:
         targets = found.get(source.match, [])
         if isinstance(targets, ConnectorError):
@@ -152,10 +154,9 @@ def _match(run: Run, side: Side, sources: list[Source], links: dict[str, list[Sy
         if not targets:
             _unmatched(run, side, source, links)
             continue
-        for target in targets:
-            link = _new_link(run, side, source, target.id)
-            _settle(run, side, source, link, target)
+        jobs.extend((source, _new_link(run, side, source, target.id), target) for target in targets)
         _drop_unmatched(run, links.get(source.key, []))
+    _settle_all(run, side, jobs)
 
 
 def _unmatched(run: Run, side: Side, source: Source, links: dict[str, list[SyncLink]]) -> None:
@@ -227,33 +228,54 @@ def _settle_pairs(run: Run, side: Side, pairs: list[tuple[Source, SyncLink]]) ->
         for source, link in due:
             _fail(run, side, source, link, exc)
         return
+    jobs: list[tuple[Source, SyncLink, Target | None]] = []
     for source, link in due:
         found = current.get(link.commerce_id)
         if isinstance(found, ConnectorError):
             _fail(run, side, source, link, found)
         else:
-            _settle(run, side, source, link, found)
+            jobs.append((source, link, found))
+    _settle_all(run, side, jobs)
 
 
-def _settle(run: Run, side: Side, source: Source, link: SyncLink, target: Target | None) -> None:
+@dataclass
+class _Write:
+    source: Source
+    link: SyncLink
+    target: Target | None
+    desired: dict[str, str]
+    before: dict[str, str]
+    changes: dict[str, str]
+
+
+def _settle_all(run: Run, side: Side, jobs: list[tuple[Source, SyncLink, Target | None]]) -> None:
     """Compare with Commerce's current values when read (else with what the sync last wrote) and write what
-    differs: only changed attributes, never a value Commerce already holds."""
-    facts = dict(target.facts) if target is not None else dict(link.facts)
-    desired = side.desired(source, link.commerce_id, facts)
-    before = dict(target.attributes) if target is not None else dict(link.written)
-    changes = {code: value for code, value in desired.items() if before.get(code, "") != value}
-    link.facts = facts
-    if not changes:
-        _unchanged(run, side, link, source, desired)
-        side.linked(link, source)
-        return
-    try:
-        run.call(lambda: side.write(target, link.commerce_id, changes), idempotent=True)
-    except ConnectorError as exc:
-        _fail(run, side, source, link, exc)
-        return
+    differs: only changed attributes, never a value Commerce already holds. The writes of a batch go out a few at
+    a time (Run.write_all); their outcomes are kept here, one by one."""
+    writes: list[_Write] = []
+    for source, link, target in jobs:
+        facts = dict(target.facts) if target is not None else dict(link.facts)
+        desired = side.desired(source, link.commerce_id, facts)
+        before = dict(target.attributes) if target is not None else dict(link.written)
+        changes = {code: value for code, value in desired.items() if before.get(code, "") != value}
+        link.facts = facts
+        if changes:
+            writes.append(_Write(source, link, target, desired, before, changes))
+        else:
+            _unchanged(run, side, link, source, desired)
+            side.linked(link, source)
+    errors = run.write_all([partial(side.write, w.target, w.link.commerce_id, w.changes) for w in writes])
+    for write, error in zip(writes, errors, strict=True):
+        if error is not None:
+            _fail(run, side, write.source, write.link, error)
+        else:
+            _written(run, side, write)
+
+
+def _written(run: Run, side: Side, write: _Write) -> None:
+    source, link = write.source, write.link
     run.counts.written += 1
-    old = {code: before.get(code, "") for code in changes}
+    old = {code: write.before.get(code, "") for code in write.changes}
     run.note(
         "written",
         kind=side.kind,
@@ -261,17 +283,17 @@ def _settle(run: Run, side: Side, source: Source, link: SyncLink, target: Target
         label=source.label,
         commerce_id=link.commerce_id,
         before=old,
-        after=changes,
+        after=write.changes,
     )
     run.audit_write(
         action=f"{side.kind}_updated",
         target_type=side.target_type,
         target_id=link.commerce_id,
         before=old,
-        after=changes,
+        after=write.changes,
         fusion_key=source.key,
     )
-    _save(run, link, source, state=_state_of(source), written=desired, version=side.rules_version)
+    _save(run, link, source, state=_state_of(source), written=write.desired, version=side.rules_version)
     _report_inactive(run, source)
     side.linked(link, source)
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -82,9 +84,11 @@ class Counts:
 def _count_requests(transport: Any, counts: Counts, name: str) -> None:
     """Count every HTTP request a client's transport sends (retries included; token requests are not API calls)."""
     send = transport.request
+    lock = threading.Lock()  # writes go out from a few threads at once
 
     def counted(*args: Any, **kwargs: Any) -> Any:
-        setattr(counts, name, getattr(counts, name) + 1)
+        with lock:
+            setattr(counts, name, getattr(counts, name) + 1)
         return send(*args, **kwargs)
 
     transport.request = counted
@@ -158,6 +162,24 @@ class Run:
         if exc.retry_after is not None:
             return min(float(exc.retry_after), MAX_BACKOFF)
         return random.uniform(0, min(MAX_BACKOFF, BACKOFF_BASE * 2 ** (attempt - 1)))
+
+    def write_all(self, writes: list[Callable[[], Any]]) -> list[ConnectorError | None]:
+        """Send a batch's Commerce writes, CONNECTOR_FUSION_SYNC_COMMERCE_CONCURRENCY at a time, each retried on a
+        transient failure; for each, None or the error it ended with. Only HTTP happens in the threads: what the
+        outcomes mean for the database is kept by the caller, in order."""
+
+        def one(write: Callable[[], Any]) -> ConnectorError | None:
+            try:
+                self.call(write, idempotent=True)
+            except ConnectorError as exc:
+                return exc
+            return None
+
+        workers = min(len(writes), max(1, int(django_settings.CONNECTOR_FUSION_SYNC_COMMERCE_CONCURRENCY)))
+        if workers <= 1:
+            return [one(write) for write in writes]
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fusion-sync-write") as pool:
+            return list(pool.map(one, writes))
 
     def record_failure(self, exc: ConnectorError) -> None:
         """One record failed: count it; stop the run when the credentials are refused or the failures say the
