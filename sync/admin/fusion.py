@@ -49,7 +49,7 @@ class AttributeMapField(forms.CharField):
 
 
 def _help(name: str) -> str:
-    return str(FusionSyncSettings._meta.get_field(name).help_text)
+    return str(getattr(FusionSyncSettings._meta.get_field(name), "help_text", ""))
 
 
 class FusionSyncSettingsForm(forms.ModelForm):
