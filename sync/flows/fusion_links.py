@@ -120,6 +120,7 @@ def process_batch(run: Run, side: Side, sources: list[Source], *, from_fusion: b
         _match(run, side, to_match, links)
     if pairs:
         _settle_pairs(run, side, pairs)
+    run.flush()
 
 
 def _still_unmatched(run: Run, source: Source, links: list[SyncLink]) -> bool:
@@ -357,4 +358,4 @@ def _save(
         link.written = written
         link.rules_version = version
     link.seen_at = run.started_at
-    link.save()
+    run.keep(link)

@@ -21,7 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from audit.services import audit_record
+from audit.services import audit_record, audit_record_many
 from commerce.client import CommerceClient
 from connector.models import Connection
 from core.errors import AuthError, ConnectorError, OutcomeUnknownError, PermanentError, TransientError
@@ -30,7 +30,7 @@ from core.locks import single_run
 from fusion.client import FusionApi
 from fusion.throttle import paced_client
 
-from ..models import FusionSyncSettings, Stream, SyncRun, SyncStream
+from ..models import FusionSyncSettings, Stream, SyncLink, SyncRun, SyncStream
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +40,20 @@ WRITE_TRIES = 3
 BACKOFF_BASE = 1.0  # seconds, doubled per try, full jitter, capped by MAX_BACKOFF
 MAX_BACKOFF = 10.0
 STOP_AFTER_TRANSIENT = 10  # records failing in a row on a transient error: the system is down, stop the run
+LINK_FIELDS = (
+    "state",
+    "fusion_label",
+    "fusion_data",
+    "fusion_hash",
+    "fusion_updated_at",
+    "last_error",
+    "attempts",
+    "written",
+    "rules_version",
+    "facts",
+    "seen_at",
+    "updated_at",
+)
 
 T = TypeVar("T")
 Progress = Callable[[str, dict[str, Any]], None]
@@ -113,6 +127,8 @@ class Run:
     row: SyncRun | None = None
     partial: bool = False
     transient_in_a_row: int = 0
+    links: list[SyncLink] = field(default_factory=list)
+    audits: list[dict[str, Any]] = field(default_factory=list)
 
     def note(self, event: str, **data: Any) -> None:
         if self.progress is not None:
@@ -197,18 +213,43 @@ class Run:
     def audit_write(
         self, *, action: str, target_type: str, target_id: str, before: dict, after: dict, fusion_key: str
     ) -> None:
+        """Audit one write (kept with the batch, inserted by flush())."""
         if self.dry_run:
             return
-        audit_record(
-            action=f"fusion_sync.{action}",
-            actor=self.actor,
-            connection=self.connection,
-            target_type=target_type,
-            target_id=target_id,
-            message=f"{target_type} {target_id} {action.split('_')[-1]} from Fusion {fusion_key}: "
-            + ", ".join(sorted(after)),
-            data={"before": before, "after": after, "fusion_key": fusion_key, "run": self.row.pk if self.row else None},
+        self.audits.append(
+            {
+                "action": f"fusion_sync.{action}",
+                "actor": self.actor,
+                "connection": self.connection.pk,
+                "target_type": target_type,
+                "target_id": target_id,
+                "message": f"{target_type} {target_id} {action.split('_')[-1]} from Fusion {fusion_key}: "
+                + ", ".join(sorted(after)),
+                "data": {"before": before, "after": after, "fusion_key": fusion_key, "run": self.row_id},
+            }
         )
+
+    @property
+    def row_id(self) -> int | None:
+        return self.row.pk if self.row else None
+
+    def keep(self, link: SyncLink) -> None:
+        """A link whose outcome is to be kept: saved by flush(), with the batch."""
+        if not self.dry_run and all(kept is not link for kept in self.links):
+            self.links.append(link)
+
+    def flush(self) -> None:
+        """Write the batch's links (one bulk insert, one bulk update) and audit events (one insert)."""
+        if self.links:
+            now = timezone.now()
+            for link in self.links:
+                link.updated_at = now
+            SyncLink.objects.bulk_create([link for link in self.links if link.pk is None], batch_size=500)
+            SyncLink.objects.bulk_update([link for link in self.links if link.pk is not None], LINK_FIELDS, 200)
+            self.links.clear()
+        if self.audits:
+            audit_record_many(self.audits)
+            self.audits.clear()
 
 
 def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
@@ -320,6 +361,7 @@ def _run_recorded(run: Run, runner: Callable[[Run], None]) -> None:
     )
     try:
         runner(run)
+        run.flush()
     except Exception as exc:
         _finish(run, status=SyncRun.Status.FAILED, error=str(exc))
         raise
