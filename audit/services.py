@@ -64,6 +64,27 @@ def audit_record(
     return event
 
 
+def audit_record_many(events: list[dict[str, Any]]) -> int:
+    """Several events at once (one INSERT): each a dict of audit_record's keyword arguments, with a string actor
+    and a target_type/target_id (no model instance). The same redaction and cuts as audit_record."""
+    rows = []
+    for event in events:
+        actor_name, _ = _actor_of(event.get("actor"))
+        fields = _event_fields(
+            action=event["action"],
+            actor=actor_name,
+            connection=event.get("connection"),
+            target_type=event.get("target_type", ""),
+            outcome=event.get("outcome", AuditEvent.Outcome.SUCCESS),
+            message=event.get("message", ""),
+            data=event.get("data"),
+            correlation_id=event.get("correlation_id", ""),
+        )
+        rows.append(AuditEvent(target_id=str(event.get("target_id") or ""), **fields))
+    AuditEvent.objects.bulk_create(rows, batch_size=500)
+    return len(rows)
+
+
 def _event_fields(
     *,
     action: str,

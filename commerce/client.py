@@ -7,7 +7,7 @@ the `Store` header and the client id in `x-api-key`."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -24,6 +24,7 @@ from core.http.transport import SystemClient, Transport, new_session
 from core.redaction import redact_text
 
 from .auth import CommerceImsAuth, CommerceOAuth1, commerce_auth_for
+from .entities import CommerceCustomer, CommerceProduct, attribute_list
 from .search import MAX_PAGE_SIZE, SearchCriteria
 
 SYSTEM = "Commerce"
@@ -366,6 +367,40 @@ class CommerceClient(SystemClient):
             category_ids=tuple(categories),
         )
 
+    # --- master data written by the sync from Fusion (commerce.entities) ---------------------------------
+
+    def customer(self, customer_id: int | str) -> CommerceCustomer:
+        return CommerceCustomer.from_answer(self.get_customer(customer_id))
+
+    def customer_ids_where(self, field: str, value: str, *, website_id: str = "") -> list[str]:
+        """The ids of the customers whose `field` (email, or a custom attribute's code) equals `value`. The search
+        finds them; read each by id for its custom attributes (a search may leave them out)."""
+        criteria = SearchCriteria(page_size=50).where(field, value).order_by("entity_id")
+        if website_id:
+            criteria = criteria.where("website_id", website_id)
+        ids = []
+        for item in self.iter_search("customers/search", criteria):
+            if isinstance(item, dict) and str(item.get("id") or "").isdigit():
+                ids.append(str(item["id"]))
+        return list(dict.fromkeys(ids))
+
+    def update_customer_attributes(self, customer: CommerceCustomer, changes: Mapping[str, str]) -> CommerceCustomer:
+        """PUT the customer back with its required fields and all its custom attributes, `changes` applied."""
+        return CommerceCustomer.from_answer(self.update_customer(customer.id, customer.update_body(changes)))
+
+    def products_where(self, field: str, values: Iterable[str]) -> list[CommerceProduct]:
+        """The products whose `field` (sku, or an attribute's code) is one of `values`, a few searches of
+        `in` filters (kept short enough for any URL limit); a value holding a comma is searched on its own."""
+        found: list[CommerceProduct] = []
+        for condition, chunk in _value_chunks(values):
+            criteria = SearchCriteria(page_size=MAX_PAGE_SIZE).where(field, chunk, condition).order_by("entity_id")
+            found.extend(CommerceProduct.from_answer(item) for item in self.iter_search("products", criteria))
+        return found
+
+    def update_product_attributes(self, sku: str, changes: Mapping[str, str]) -> None:
+        """PUT only the changed custom attributes, through store `all` (global values) on PaaS."""
+        self.update_product(sku, {"sku": sku, "custom_attributes": attribute_list(changes)})
+
     def _object_with_params(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
         body = self.get(path, params=params)
         if not isinstance(body, dict):
@@ -396,6 +431,24 @@ def _row_key(item: Mapping[str, Any]) -> tuple[datetime, int] | None:
 def _after(key: tuple[datetime, int] | None, boundary: tuple[datetime, int]) -> bool:
     """Past the keyset boundary. A row without a usable key is kept: reading a document twice is harmless."""
     return key is None or key > boundary
+
+
+def _value_chunks(values: Iterable[str], *, max_chars: int = 2000, max_count: int = 100) -> Iterator[tuple[str, Any]]:
+    """(condition, value) pairs covering `values`: `in` lists of at most max_count values and max_chars characters,
+    and `eq` for a value with a comma (an `in` list is comma separated)."""
+    chunk: list[str] = []
+    size = 0
+    for value in dict.fromkeys(v for v in values if v):
+        if "," in value:
+            yield "eq", value
+            continue
+        if chunk and (len(chunk) >= max_count or size + len(value) + 1 > max_chars):
+            yield "in", chunk
+            chunk, size = [], 0
+        chunk.append(value)
+        size += len(value) + 1
+    if chunk:
+        yield "in", chunk
 
 
 def _text(value: Any) -> str:

@@ -237,6 +237,13 @@ CONNECTOR_BACKFILL_OVERLAP_SECONDS = env.int("CONNECTOR_BACKFILL_OVERLAP_SECONDS
 CONNECTOR_BACKFILL_FIRST_HOURS = env.int("CONNECTOR_BACKFILL_FIRST_HOURS", default=24)
 CONNECTOR_BACKFILL_MAX_PAGES = env.int("CONNECTOR_BACKFILL_MAX_PAGES", default=50)
 CONNECTOR_BACKFILL_MAX_SECONDS = env.float("CONNECTOR_BACKFILL_MAX_SECONDS", default=150.0)
+# The sync from Fusion re-reads this much before the items watermark (Fusion stamps a change when its transaction
+# starts), and a scheduled run stops after this long, after the batch in hand (well inside
+# CELERY_TASK_SOFT_TIME_LIMIT); the next run carries on from the watermark.
+CONNECTOR_FUSION_SYNC_OVERLAP_SECONDS = env.int("CONNECTOR_FUSION_SYNC_OVERLAP_SECONDS", default=300)
+CONNECTOR_FUSION_SYNC_MAX_SECONDS = env.float("CONNECTOR_FUSION_SYNC_MAX_SECONDS", default=240.0)
+# How many Commerce writes of a batch the sync from Fusion sends at once.
+CONNECTOR_FUSION_SYNC_COMMERCE_CONCURRENCY = env.int("CONNECTOR_FUSION_SYNC_COMMERCE_CONCURRENCY", default=4)
 CONNECTOR_HTTP_TIMEOUT = (
     env.float("CONNECTOR_HTTP_CONNECT_TIMEOUT", default=5.0),
     env.float("CONNECTOR_HTTP_READ_TIMEOUT", default=30.0),

@@ -4,7 +4,7 @@ from django.db.models.signals import post_migrate
 
 # Apps whose permissions the admin groups grant: after any of them migrates, the groups are brought up to date
 # (models added to them later are covered without a new data migration).
-GROUP_APPS = {"auth", "connector", "audit", "mappings", "commerce", "fusion", "django_celery_beat"}
+GROUP_APPS = {"auth", "connector", "audit", "mappings", "commerce", "fusion", "sync", "django_celery_beat"}
 
 
 def sync_groups_after_migrate(sender, app_config=None, using="default", apps=None, **kwargs):

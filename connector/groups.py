@@ -23,6 +23,7 @@ GROUP_PERMISSIONS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
         ("audit", ("view_auditevent",)),
         ("commerce", _VIEW),
         ("fusion", _VIEW),
+        ("sync", _VIEW),
     ),
 }
 GROUP_PERMISSIONS[GROUP_INTEGRATION_ADMIN] = (
@@ -31,6 +32,7 @@ GROUP_PERMISSIONS[GROUP_INTEGRATION_ADMIN] = (
         "connector",
         ("add_connection", "change_connection", "add_webhookkey", "change_webhookkey", "delete_webhookkey"),
     ),
+    ("sync", ("change_fusionsyncsettings", "change_syncstream")),
     (
         "django_celery_beat",
         (

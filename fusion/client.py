@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterator
+from datetime import datetime
 from functools import partial
 from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
@@ -20,6 +21,7 @@ from core.http.answers import error_payload, json_of, status_error, text_detail
 from core.http.transport import SystemClient, Transport, new_session
 from core.redaction import redact_text, redact_url
 
+from . import sources
 from .answers import DocumentTax, EssJob, ImportJob, Ledger, ReceivablesDocument
 from .auth import FusionBasicAuth, fusion_auth_for
 from .query import fields_param, q_expr
@@ -145,6 +147,18 @@ class FusionApi(Protocol):
     def import_bulk_data(self, payload: dict[str, Any]) -> ImportJob: ...
 
     def ess_job_status(self, request_id: str) -> EssJob: ...
+
+    def item_changes(
+        self, *, organization: str, stamp: str, since: datetime | None, fields: tuple[str, ...] = ()
+    ) -> Iterator[sources.FusionItem]: ...
+
+    def items_numbered(
+        self, *, organization: str, item_number: str, stamp: str, fields: tuple[str, ...] = ()
+    ) -> list[sources.FusionItem]: ...
+
+    def customer_sites(
+        self, *, fields: tuple[str, ...] = (), account_number: str | None = None
+    ) -> Iterator[sources.CustomerSite]: ...
 
 
 class FusionClient(SystemClient):
@@ -305,3 +319,24 @@ class FusionClient(SystemClient):
     def ess_job_status(self, request_id: str) -> EssJob:
         answer = self.get("erpintegrations", params={"finder": f"ESSJobStatusRF;requestId={request_id}"})
         return EssJob.from_answer(request_id, answer)
+
+    # --- Master data for the sync from Fusion (fusion.sources) ---------------------------------------------
+
+    def item_changes(
+        self, *, organization: str, stamp: str, since: datetime | None, fields: tuple[str, ...] = ()
+    ) -> Iterator[sources.FusionItem]:
+        """itemsV2 items of the organisation changed at or after `since`, oldest first, keyset-paged."""
+        return sources.item_changes(self.get, organization=organization, stamp=stamp, since=since, fields=fields)
+
+    def items_numbered(
+        self, *, organization: str, item_number: str, stamp: str, fields: tuple[str, ...] = ()
+    ) -> list[sources.FusionItem]:
+        return sources.items_numbered(
+            self.get, organization=organization, item_number=item_number, stamp=stamp, fields=fields
+        )
+
+    def customer_sites(
+        self, *, fields: tuple[str, ...] = (), account_number: str | None = None
+    ) -> Iterator[sources.CustomerSite]:
+        """customerAccountSitesLOV rows (all, or one account's), by AccountNumber then SiteUseId."""
+        return sources.customer_sites(self.get, fields=fields, account_number=account_number)

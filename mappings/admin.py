@@ -105,9 +105,10 @@ class CustomerRuleAdmin(RuleAdmin):
         "segment_values",
         "effective",
         "enabled",
+        "synced_from_fusion",
         "connection",
     )
-    list_filter = ("connection", "match_type", "enabled")
+    list_filter = ("connection", "match_type", "enabled", "synced_from_fusion")
     search_fields = ("match_value", "bill_to_customer_number", "bill_to_site", "notes")
 
 

@@ -173,6 +173,11 @@ class CustomerRule(RuleBase):
     segments = models.JSONField(
         default=dict, blank=True, help_text="GL segment values the customer decides, e.g. channel=20"
     )
+    synced_from_fusion = models.BooleanField(
+        default=False,
+        help_text="Kept by the sync from Fusion: the Fusion account linked to this Commerce customer, with the "
+        "segment values the other customer rules give it. Untick to take the rule over by hand.",
+    )
 
     KIND = "customer"
     MATCH_KEY = ("match_type", "match_value")

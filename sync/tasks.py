@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 from celery import Task, shared_task
+from django.conf import settings
 
 from commerce.backfill import backfill_run
 from commerce.deliveries import deliveries_purge
@@ -19,6 +20,7 @@ from fusion.throttle import paced_client
 from mappings.selectors import segment_layout_on
 
 from . import relay
+from .flows.fusion_runs import AlreadyRunning, NotConfigured, StopRun, fusion_sync_run
 from .flows.sales_documents import record_process
 
 logger = logging.getLogger(__name__)
@@ -113,3 +115,33 @@ def refresh_reference(connection_id: int) -> str:
         )
         return f"failed: {type(exc).__name__}"
     return f"{counts['sites']} sites, {counts['combinations']} combinations"
+
+
+@shared_task(name="sync.fusion_sync", ignore_result=True, queue="sync")
+def fusion_sync(connection_id: int, stream: str) -> str:
+    """Beat, one periodic task per connection and stream: one run of the sync from Fusion. One run per connection
+    and stream at a time (a lock); a run that stops keeps what it settled, the next carries on."""
+    connection = Connection.objects.filter(pk=connection_id, enabled=True).first()
+    if connection is None:
+        return "connection missing or disabled"
+    try:
+        run = fusion_sync_run(
+            connection=connection,
+            stream=stream,
+            actor="system:fusion-sync",
+            max_seconds=settings.CONNECTOR_FUSION_SYNC_MAX_SECONDS,
+        )
+    except AlreadyRunning:
+        return "already running"
+    except NotConfigured as exc:
+        return f"not configured: {exc.message}"
+    except (ConnectorError, StopRun) as exc:  # recorded on the run row and audited by the service
+        logger.warning(
+            "Sync from Fusion of %s (%s) failed: %s",
+            connection.slug,
+            stream,
+            exc,
+            extra={"connection_id": connection_id},
+        )
+        return f"failed: {type(exc).__name__}"
+    return run.counts.line()

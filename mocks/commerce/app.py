@@ -154,6 +154,7 @@ class MockCommerce(CommerceAuth, CommerceResources):
             ("GET", r"customers/(?P<id>\d+)", CUSTOMER_ACL, self.get_of(lambda: self.customers)),
             ("PUT", r"customers/(?P<id>\d+)", CUSTOMER_ACL, self.update_customer),
             ("POST", r"customers", CUSTOMER_ACL, self.create_customer),
+            ("GET", r"products", CATALOG_ACL, self.search_of(lambda: self.products)),
             ("GET", r"products/(?P<sku>[^/]+)", CATALOG_ACL, self.get_product),
             ("PUT", r"products/(?P<sku>[^/]+)", CATALOG_ACL, self.save_product),
             ("POST", r"products", CATALOG_ACL, self.save_product),
@@ -164,7 +165,16 @@ class MockCommerce(CommerceAuth, CommerceResources):
         return [
             *super()._control_routes(),
             ("POST", r"/__mock__/(?P<kind>orders|invoices|creditmemos)", self._control_add),
+            ("POST", r"/__mock__/scale", self._control_scale),
         ]
+
+    def _control_scale(self, request: MockRequest) -> MockResponse:
+        data = request.json()
+        try:
+            counts = {name: int(data.get(name) or 0) for name in ("products", "customers")}
+        except (AttributeError, TypeError, ValueError):
+            raise MockError(400, 'Send {"products": N, "customers": N}.') from None
+        return json_response(200, self.add_scale(**counts))
 
     def _control_add(self, request: MockRequest) -> MockResponse:
         data = request.json()

@@ -1,5 +1,5 @@
 """The Commerce resources the connector reads and writes: orders, invoices and credit memos (GET by id and
-searchCriteria search), customers (GET, search, POST, PUT), products (GET and PUT by SKU, POST) and
+searchCriteria search), customers (GET, search, POST, PUT), products (GET and PUT by SKU, POST, search) and
 store/storeConfigs. Answers are Magento's: the entity as JSON, 404 "The entity that was requested doesn't exist",
 400 `{"message": ..., "parameters": ...}` with Magento's %-placeholders.
 
@@ -55,11 +55,42 @@ class CommerceResources(MockServer):
 
     def search_of(self, store_of: Callable[[], Store]) -> Handler:
         def handler(request: MockRequest) -> MockResponse:
+            # Searched and answered under the lock (the answer is serialised there), so nothing is copied: a search
+            # over twenty thousand products stays fast.
             with self._lock:
-                rows = copy.deepcopy(list(store_of().values()))
-            return search(request, rows, max_page_size=self.max_page_size)
+                return search(request, list(store_of().values()), max_page_size=self.max_page_size)
 
         return handler
+
+    def add_scale(self, *, products: int = 0, customers: int = 0) -> dict[str, int]:
+        """Generate products (FUS-000001...) and customers (erp_account_number 400001...) by the thousand, the
+        counterparts of the mock Fusion's scale seed; the default seed stays small so the mock starts at once."""
+        with self._lock:
+            now = self._stamp()
+            for n in range(1, products + 1):
+                sku = f"FUS-{n:06d}"
+                fields = {"name": f"Generated product {n}", "price": "10.0000", "weight": "1.0000"}
+                tax = [{"attribute_code": "tax_class_id", "value": "2"}]
+                self.products[sku] = {**self._new_product(sku, fields, tax, now), "id": 100000 + n}
+            for n in range(1, customers + 1):
+                customer_id = 100000 + n
+                self.customers[customer_id] = {
+                    "id": customer_id,
+                    "group_id": 1,
+                    "created_at": now,
+                    "updated_at": now,
+                    "created_in": "Default Store View",
+                    "email": f"customer{n}@example.com",
+                    "firstname": "Generated",
+                    "lastname": f"Customer {n}",
+                    "store_id": 1,
+                    "website_id": 1,
+                    "addresses": [],
+                    "disable_auto_group_change": 0,
+                    "extension_attributes": {"is_subscribed": False},
+                    "custom_attributes": [{"attribute_code": "erp_account_number", "value": str(400000 + n)}],
+                }
+            return {"products": len(self.products), "customers": len(self.customers)}
 
     def store_configs(self, request: MockRequest) -> MockResponse:
         return json_response(200, [dict(c) for c in STORE_CONFIGS if c["code"] in self.store_codes] or STORE_CONFIGS)

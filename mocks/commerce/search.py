@@ -1,5 +1,6 @@
 """searchCriteria, as the Adobe Commerce REST repositories read it (GET /V1/orders, /V1/invoices, /V1/creditmemos,
-/V1/customers/search ...): `searchCriteria[filter_groups][g][filters][f][field|value|condition_type]`, filters
+/V1/customers/search, /V1/products ...): `searchCriteria[filter_groups][g][filters][f][field|value|condition_type]`
+on columns or custom attributes, filters
 inside a group OR'd and groups AND'd, `sortOrders`, `pageSize` and `currentPage` (a page past the end is the last
 page), answering `{items, search_criteria, total_count}`. Keys are accepted in snake_case and camelCase."""
 
@@ -46,6 +47,37 @@ def _number(value: Any) -> Decimal | None:
         return Decimal(str(value))
     except InvalidOperation:
         return None
+
+
+def field_value(row: dict[str, Any], field: str) -> Any:
+    """A row's value for a search field: a column, else an EAV custom attribute of that code (Magento's
+    repositories add every entity attribute to the collection before filtering); `entity_id` is a customer's or
+    product's `id`."""
+    if field in row:
+        return row[field]
+    if field == "entity_id" and "id" in row:
+        return row["id"]
+    for item in row.get("custom_attributes") or ():
+        if isinstance(item, dict) and item.get("attribute_code") == field:
+            return item.get("value")
+    return None
+
+
+def _predicate(spec: dict[str, str]) -> Callable[[dict[str, Any]], bool]:
+    """One filter as a test of a row; `in`/`nin` lists are parsed once, not per row."""
+    field, condition, value = spec["field"], spec["condition_type"], spec["value"]
+    if condition in ("in", "nin"):
+        wanted = {v.strip() for v in value.split(",")}
+        numbers = {n for n in map(_number, wanted) if n is not None}
+
+        def listed(row: dict[str, Any]) -> bool:
+            actual = field_value(row, field)
+            number = _number(actual)
+            found = str(actual) in wanted or (number is not None and number in numbers)
+            return found if condition == "in" else not found
+
+        return listed
+    return lambda row: _matches(field_value(row, field), condition, value)
 
 
 def _matches(actual: Any, condition: str, value: str) -> bool:
@@ -95,7 +127,7 @@ def _matches(actual: Any, condition: str, value: str) -> bool:
 
 
 def _field_key(field: str) -> Callable[[dict[str, Any]], tuple[int, Decimal, str]]:
-    return lambda row: _sort_value(row.get(field))
+    return lambda row: _sort_value(field_value(row, field))
 
 
 def _sort_value(value: Any) -> tuple[int, Decimal, str]:
@@ -112,14 +144,8 @@ def search(request: MockRequest, rows: list[dict[str, Any]], *, max_page_size: i
     groups, sorts = _criteria_arguments(request)
     filter_groups = _filter_groups(groups)
     # Filters inside a group are OR'd; groups are AND'd.
-    rows = [
-        r
-        for r in rows
-        if all(
-            any(_matches(r.get(f["field"]), f["condition_type"], f["value"]) for f in g["filters"])
-            for g in filter_groups
-        )
-    ]
+    tests = [[_predicate(f) for f in g["filters"]] for g in filter_groups]
+    rows = [r for r in rows if all(any(test(r) for test in group) for group in tests)]
     sort_orders = _sort_orders(sorts)
     for order in reversed(sort_orders):
         rows = sorted(rows, key=_field_key(order["field"]), reverse=order["direction"] == "DESC")

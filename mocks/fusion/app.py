@@ -154,6 +154,7 @@ class MockFusion(TokenAuth, ReferenceData, Receivables, ErpIntegrations):
         return [
             *super()._control_routes(),
             ("POST", r"/__mock__/rows/(?P<resource>[A-Za-z0-9]+)", self._control_rows),
+            ("POST", r"/__mock__/scale", self._control_scale),
             ("GET", r"/__mock__/erp_jobs/(?P<id>[0-9]+)", self._control_erp_job),
             ("POST", r"/__mock__/expire_tokens", self._control_expire_tokens),
         ]
@@ -166,6 +167,14 @@ class MockFusion(TokenAuth, ReferenceData, Receivables, ErpIntegrations):
         data = request.json()
         rows = data if isinstance(data, list) else [data]
         return json_response(201, {"items": self.add_rows(request.path_args["resource"], rows)})
+
+    def _control_scale(self, request: MockRequest) -> MockResponse:
+        data = request.json()
+        try:
+            counts = {name: int(data.get(name) or 0) for name in ("items", "customer_accounts")}
+        except (AttributeError, TypeError, ValueError):
+            raise MockError(400, 'Send {"items": N, "customer_accounts": N, "replace": false}.') from None
+        return json_response(200, self.add_scale(**counts, replace=data.get("replace") is True))
 
     def _control_erp_job(self, request: MockRequest) -> MockResponse:
         return json_response(200, self.erp_job_details(request.path_args["id"]))

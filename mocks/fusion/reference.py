@@ -1,7 +1,8 @@
 """The reference lists a client checks a document against: accountCombinationsLOV (the GL account combinations,
 by `_CODE_COMBINATION_ID` or with the `PrimaryKey` finder, plus `describe`), customerAccountSitesLOV (customer
-accounts and their bill-to sites) and itemsV2 (inventory items, with Fusion's opaque item key). Rows can be
-added at run time through POST /__mock__/rows/<resource>."""
+accounts and their bill-to sites) and itemsV2 (inventory items, with Fusion's opaque item key, stamped
+LastUpdateDateTime). Rows can be added at run time through POST /__mock__/rows/<resource>, and thousands generated
+through POST /__mock__/scale (`{"items": 20000, "customer_accounts": 500, "replace": true}`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 from mocks.fusion.query import Collection, parse_finder
 from mocks.fusion.rest import FusionResources
-from mocks.fusion.seed import SEGMENTS, item_row
+from mocks.fusion.seed import SEGMENTS, item_row, scale_customer_sites, scale_items
 from mocks.server import MockError, MockRequest, MockResponse, json_response
 
 
@@ -46,7 +47,7 @@ class ReferenceData(FusionResources):
         )
 
     def add_rows(self, resource: str, rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Add or replace reference rows (items bump LastUpdateDate), as the admin endpoint does."""
+        """Add or replace reference rows (items bump LastUpdateDateTime), as the admin endpoint does."""
         collection = {c.name: c for c in (self.combinations, self.customer_sites, self.items)}.get(resource)
         if collection is None:
             raise MockError(
@@ -67,7 +68,7 @@ class ReferenceData(FusionResources):
 
     def _item_row(self, given: dict[str, Any]) -> dict[str, Any]:
         """An item as given, over the item of the same number and organization if there is one; its
-        LastUpdateDate is now."""
+        LastUpdateDateTime is now."""
         existing = next(
             (
                 r
@@ -84,9 +85,23 @@ class ReferenceData(FusionResources):
             if existing
             else item_row(300100050002000 + len(self.items.rows), given["ItemNumber"], "", "", "")
         )
-        row = {**base, **given, "LastUpdateDate": self.utcnow().isoformat()}
+        row = {**base, **given, "LastUpdateDateTime": self.utcnow().isoformat()}
         row["itemsV2UniqID"] = self._item_key(row)
         return row
+
+    def add_scale(self, *, items: int = 0, customer_accounts: int = 0, replace: bool = False) -> dict[str, int]:
+        """Generate items (FUS-000001...) and customer accounts (400001...) by the thousand, for scale runs, in
+        place of the seeded ones with `replace`; the default seed stays small so the mock starts at once."""
+        with self._lock:
+            if replace:
+                self.items.rows.clear()
+                self.customer_sites.rows.clear()
+            for row in scale_items(items):
+                row["itemsV2UniqID"] = self._item_key(row)
+                self.items.rows[row["itemsV2UniqID"]] = row
+            for row in scale_customer_sites(customer_accounts):
+                self.customer_sites.rows[str(row["SiteUseId"])] = row
+            return {"items": len(self.items.rows), "customer_sites": len(self.customer_sites.rows)}
 
     def _reference_row(self, collection: Collection, given: dict[str, Any]) -> dict[str, Any]:
         """An account combination or customer site as given, unknown attributes empty. An account combination may

@@ -139,7 +139,8 @@ def item_row(
         "CustomerOrderFlag": True,
         "CustomerOrderEnabledFlag": True,
         "CreationDate": "2025-01-15T08:00:00+00:00",
-        "LastUpdateDate": updated,
+        # The SOAP Item V2 who-columns' name (docs/reference/fusion.md §12.2): the best-supported guess for itemsV2.
+        "LastUpdateDateTime": updated,
     }
 
 
@@ -154,6 +155,43 @@ SEED_ITEMS = (
         300100050001007, "SKU-OLD-MODEM", "Dial-up modem", "Computers", "2026-08-30T16:00:00+00:00", status="Inactive"
     ),
 )
+
+
+def scale_items(count: int) -> list[dict[str, Any]]:
+    """`count` generated items of organization M1, FUS-000001 on, stamped a minute apart from 2026-01-01 (the mock
+    Commerce's scale seed has a product for each of these SKUs)."""
+    return [
+        item_row(
+            500000000 + n,
+            f"FUS-{n:06d}",
+            f"Generated item {n}",
+            "Generated",
+            f"2026-01-{1 + (n // 1440) % 28:02d}T{(n // 60) % 24:02d}:{n % 60:02d}:00+00:00",
+        )
+        for n in range(1, count + 1)
+    ]
+
+
+def scale_customer_sites(count: int) -> list[dict[str, Any]]:
+    """`count` generated customer accounts 400001 on, one primary bill-to site each (the mock Commerce's scale seed
+    has a customer whose erp_account_number names each of these accounts)."""
+    return [
+        {
+            "CustomerName": f"Generated Customer {n}",
+            "AccountNumber": str(400000 + n),
+            "AccountDescription": "Generated",
+            "CustomerAccountId": 300000060000000 + n,
+            "PartyNumber": str(400000 + n),
+            "SiteName": f"GEN-{n:05d}",
+            "SiteUseId": 700000 + n,
+            "PrimarySite": "Y",
+            "SetName": "COMMON",
+            "TaxpayerIdentificationNumber": None,
+            "TaxRegistrationNumber": None,
+        }
+        for n in range(1, count + 1)
+    ]
+
 
 INVOICE_ATTRIBUTES = (
     "CustomerTransactionId",

@@ -1,5 +1,6 @@
-"""The admin screens that act on flows: connections (Test connection) and records (replay, ignore)."""
+"""The admin screens that act on flows: connections (Test connection), records (replay, ignore) and the sync from
+Fusion (settings, streams, runs, links)."""
 
-from . import connections, records
+from . import connections, fusion, records
 
-__all__ = ["connections", "records"]
+__all__ = ["connections", "fusion", "records"]

@@ -395,8 +395,8 @@ def test_items_changed_since_a_watermark_in_update_order(fusion_mock):
     session = api(fusion_mock)
     url = f"{session.root}/itemsV2"
     params = {
-        "q": "LastUpdateDate > '2026-10-01T00:00:00+00:00'",
-        "orderBy": "LastUpdateDate,ItemId",
+        "q": "LastUpdateDateTime > '2026-10-01T00:00:00+00:00'",
+        "orderBy": "LastUpdateDateTime,ItemId",
         "onlyData": "true",
     }
     before = [i["ItemNumber"] for i in session.get(url, params=params, timeout=10).json()["items"]]
