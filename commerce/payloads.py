@@ -44,6 +44,10 @@ EVENT_KINDS: dict[str, str] = {
 }
 IO_EVENTS_PREFIX = "com.adobe.commerce."
 UNIT_PRICE_PLACES = Decimal("0.0001")  # Magento keeps four decimals on prices
+# What a record holds: amounts in DecimalField(19, 4) (below 10^15), ids and numbers in 64 characters. A document
+# outside these is unreadable (parked for review), never a database error.
+AMOUNT_LIMIT = Decimal(10) ** 15
+ID_MAX_CHARS = 64
 _ENTITY_KEYS = {ORDER: ("order",), INVOICE: ("invoice",), CREDIT_MEMO: ("creditmemo", "credit_memo")}
 
 
@@ -113,14 +117,14 @@ def _plugin_call(payload: dict[str, Any], hint: str) -> Envelope:
     """A plugin hook: the method's arguments by parameter name; an "after" plugin also gets the saved entity as
     "result" (with its entity_id, which a "before" plugin's argument does not have yet)."""
     result = payload.get("result") if isinstance(payload.get("result"), dict) else None
-    for kind, keys in _ENTITY_KEYS.items():
+    for known, keys in _ENTITY_KEYS.items():
         for key in keys:
             if isinstance(payload.get(key), dict):
-                name = hint if EVENT_KINDS.get(hint) == kind else _plugin_name(kind)
-                entity = payload[key]
+                name = hint if EVENT_KINDS.get(hint) == known else _plugin_name(known)
+                argument = payload[key]
                 if result is not None and _text(result.get("entity_id")) and "items" in result:
-                    entity = result
-                return Envelope(name, kind, entity)
+                    argument = result
+                return Envelope(name, known, argument)
     entity = payload.get("entity") if isinstance(payload.get("entity"), dict) else result
     if isinstance(entity, dict):
         kind = EVENT_KINDS.get(hint) or _guess_kind(entity)
@@ -178,7 +182,16 @@ def _decimal(value: Any, *, field: str = "", required: bool = False) -> Decimal:
         raise UnreadablePayload(f"{field} is not a number: {str(value)[:40]!r}")
     if not number.is_finite():
         raise UnreadablePayload(f"{field} is not a finite number")
+    if abs(number) >= AMOUNT_LIMIT:
+        raise UnreadablePayload(f"{field} is out of range: {str(value)[:40]!r} (at most 15 digits before the point)")
     return number
+
+
+def _id(value: Any, *, field: str) -> str:
+    text = _text(value)
+    if len(text) > ID_MAX_CHARS:
+        raise UnreadablePayload(f"{field} is longer than {ID_MAX_CHARS} characters: {text[:40]!r}...")
+    return text
 
 
 def _places(number: Decimal) -> int:
@@ -212,7 +225,7 @@ def _when(value: Any, *, field: str) -> datetime:
 
 
 def _entity_id(entity: Mapping[str, Any]) -> str:
-    return _text(entity.get("entity_id") or entity.get("id"))
+    return _id(entity.get("entity_id") or entity.get("id"), field="entity_id")
 
 
 def _money(entity: Mapping[str, Any], key: str, currency: str, *, prefix: str = "") -> Decimal:
@@ -271,6 +284,8 @@ def _line(
     price = _decimal(item.get("price"), field="items[].price")
     row_total = item.get("row_total")
     row = _decimal(row_total, field="items[].row_total") if row_total not in (None, "") else price * qty
+    if abs(row) >= AMOUNT_LIMIT:
+        raise UnreadablePayload("items[].row_total (price x quantity) is out of range")
     options = _obj(item.get("product_option"))
     return SalesLine(
         line_id=line_id,
@@ -385,7 +400,7 @@ def _customer(entity: Mapping[str, Any], order: Mapping[str, Any] | None) -> Cus
 
 def _common(entity: Mapping[str, Any], kind: str, currency: str, order: Mapping[str, Any] | None) -> dict[str, Any]:
     entity_id = _entity_id(entity)
-    increment_id = _text(entity.get("increment_id"))
+    increment_id = _id(entity.get("increment_id"), field="increment_id")
     if not entity_id and not increment_id:
         raise UnreadablePayload(f"the {kind} has neither entity_id nor increment_id")
     base = _text(entity.get("base_currency_code") or (order or {}).get("base_currency_code")).upper()
@@ -466,7 +481,7 @@ def _order_child_document(
     order = order or (entity.get("order") if isinstance(entity.get("order"), dict) else None)
     currency = _currency(entity, order)
     common = _common(entity, kind, currency, order)
-    order_id = _text(entity.get("order_id") or (order or {}).get("entity_id"))
+    order_id = _id(entity.get("order_id") or (order or {}).get("entity_id"), field="order_id")
     if not order_id:
         raise UnreadablePayload(f"the {noun} has no order_id")
     lines = _document_lines(_items(entity), currency)
@@ -487,8 +502,18 @@ def document_from_entity(kind: str, entity: Mapping[str, Any]) -> SalesDocument:
         CREDIT_MEMO: creditmemo_document,
     }
     try:
-        return builders[kind](entity)
+        document = builders[kind](entity)
     except UnreadablePayload:
         raise
-    except (KeyError, TypeError, AttributeError, ValueError) as exc:  # a shape we did not foresee
+    except (KeyError, TypeError, AttributeError, ValueError, ArithmeticError) as exc:  # a shape we did not foresee
         raise UnreadablePayload(f"the {kind} could not be read ({type(exc).__name__})") from exc
+    _amounts_in_range(document)
+    return document
+
+
+def _amounts_in_range(document: SalesDocument) -> None:
+    """Every amount of the document, given or computed (a row total is price x quantity), below AMOUNT_LIMIT."""
+    for owner, where in ((document, ""), *((line, f"items[{n}].") for n, line in enumerate(document.lines))):
+        for name, value in vars(owner).items():
+            if isinstance(value, Decimal) and abs(value) >= AMOUNT_LIMIT:
+                raise UnreadablePayload(f"{where}{name} is out of range (at most 15 digits before the point)")
