@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
-from django.db import connection as db_connection
 from django.db import models
 
 from core.redaction import redact
-from core.rows import insert_row
 
 from .models import AuditEvent
 
@@ -90,42 +87,3 @@ def _event_fields(
         "data": clean,
         "correlation_id": str(correlation_id or "")[:64],
     }
-
-
-def audit_insert_from(
-    *,
-    source: str,
-    target_id_column: str,
-    action: str,
-    actor: str = "system",
-    connection: Any = None,
-    target_type: str = "",
-    outcome: str = AuditEvent.Outcome.SUCCESS,
-    message: str = "",
-    data: dict[str, Any] | None = None,
-    correlation_id: str = "",
-) -> tuple[str, list[Any]]:
-    """The same event as audit_record, as an `INSERT ... SELECT ... FROM <source>` to compose into one
-    statement with the write it records (the webhook hot path): one row per row of `source`, whose
-    `target_id_column` is the target's id. Same redaction, same columns; the actor is a system name."""
-    fields = _event_fields(
-        action=action,
-        actor=actor,
-        connection=connection,
-        target_type=target_type,
-        outcome=outcome,
-        message=message,
-        data=data,
-        correlation_id=correlation_id,
-    )
-    columns, expressions, values = insert_row(AuditEvent, fields, exclude=("target_id",))
-    return _insert_from_sql(columns, expressions, source, target_id_column), values
-
-
-@functools.cache
-def _insert_from_sql(columns: str, expressions: str, source: str, target_id_column: str) -> str:
-    quote = db_connection.ops.quote_name
-    return (
-        f"INSERT INTO {quote(AuditEvent._meta.db_table)} ({columns}, {quote('target_id')}) "  # noqa: S608
-        f"SELECT {expressions}, CAST({source}.{target_id_column} AS TEXT) FROM {source}"
-    )

@@ -11,7 +11,7 @@ from .settings import *  # noqa: E402,F403
 # Tests (and the end-to-end runs' processes, which use these settings) use the mock systems, so the app is
 # installed whatever CONNECTOR_MOCKS says.
 CONNECTOR_MOCKS = True
-if "mocks" not in INSTALLED_APPS:  # noqa: F405
+if "mocks" not in INSTALLED_APPS:  # type: ignore[used-before-def]  # noqa: F405
     INSTALLED_APPS = [*INSTALLED_APPS, "mocks"]  # noqa: F405
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -26,3 +26,6 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {}
 AXES_ENABLED = os.environ.get("TEST_AXES_ENABLED", "0") == "1"
 # Static files are not collected for tests: serve nothing through WhiteNoise.
 MIDDLEWARE = [m for m in MIDDLEWARE if m != "whitenoise.middleware.WhiteNoiseMiddleware"]  # noqa: F405
+# Refusal counters are written by the tests themselves (commerce.rejections.rejections_flush), never by the
+# background thread, whose own database connection would see none of a test's uncommitted rows.
+CONNECTOR_REJECTION_FLUSH_SECONDS = float(os.environ.get("TEST_REJECTION_FLUSH_SECONDS", "86400"))

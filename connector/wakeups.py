@@ -1,5 +1,6 @@
-"""Wake-ups: messages that tell a worker to look at a record. Sent by task name, so nothing below `sync` imports
-a task module; losing one is harmless, since the relay finds due records in Postgres."""
+"""Wake-ups: messages that tell a worker to look at a record, or to read a stored webhook delivery. Sent by task
+name, so nothing below `sync` imports a task module; losing one is harmless, since the relay finds due records
+and unread deliveries in Postgres."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Callable
 
 from celery import current_app
 
@@ -17,6 +19,7 @@ logger = logging.getLogger(__name__)
 PROCESS_RECORD = "connector.process_record"
 WAKE_RECORDS = "connector.wake_records"
 REFRESH_REFERENCE = "fusion.refresh_reference"
+DELIVERY_RECORD = "commerce.delivery_record"
 
 
 def task_send(name: str, *args: object) -> bool:
@@ -50,6 +53,25 @@ def records_wake(*, record_ids: list[int]) -> None:
         )
 
 
+def deliveries_wake(*, delivery_ids: list[int]) -> None:
+    """Ask a worker to read these stored deliveries into records: one message for the batch. Losing it is
+    harmless: the relay finds unread deliveries in Postgres."""
+    if not delivery_ids:
+        return
+    try:
+        current_app.send_task(DELIVERY_RECORD, args=[list(delivery_ids)], retry=False)
+    except Exception:  # broker down: the relay will pick the deliveries up
+        logger.warning("Broker unavailable; %s delivery(ies) wait for the relay", len(delivery_ids))
+
+
+def _send_records(ids: list[int]) -> None:
+    records_wake(record_ids=ids)
+
+
+def _send_deliveries(ids: list[int]) -> None:
+    deliveries_wake(delivery_ids=ids)
+
+
 class _Waker:
     """Sends wake-ups from a background thread, off the request path. A broker that is down costs a publish
     ~CELERY_BROKER_CONNECTION_TIMEOUT (seconds, even on a refused port): that must never hold up a Commerce
@@ -63,7 +85,9 @@ class _Waker:
     # process, five publishes a second instead of twenty.
     LINGER_SECONDS = 0.2
 
-    def __init__(self) -> None:
+    def __init__(self, send: Callable[[list[int]], None] = _send_records, *, name: str = "commerce-wake") -> None:
+        self._send = send
+        self._name = name
         self._queue: queue.Queue[int] = queue.Queue(maxsize=10_000)
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -76,12 +100,12 @@ class _Waker:
         self._lock = threading.Lock()
         self._thread = None
 
-    def wake(self, record_id: int) -> None:
+    def wake(self, item_id: int) -> None:
         if time.monotonic() < self.skip_until:
             return
         self._ensure_thread()
-        with contextlib.suppress(queue.Full):  # a full queue: the relay will find the record
-            self._queue.put_nowait(record_id)
+        with contextlib.suppress(queue.Full):  # a full queue: the relay will find it
+            self._queue.put_nowait(item_id)
 
     def flush(self, timeout: float = 10.0) -> None:
         """Wait until queued wake-ups are sent (tests, shutdown)."""
@@ -94,7 +118,7 @@ class _Waker:
             return
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="commerce-wake", daemon=True)
+                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
                 self._thread.start()
 
     def _run(self) -> None:
@@ -113,18 +137,24 @@ class _Waker:
             try:
                 if time.monotonic() >= self.skip_until:
                     started = time.monotonic()
-                    records_wake(record_ids=batch)  # logs and swallows a broker error
+                    self._send(batch)  # logs and swallows a broker error
                     if time.monotonic() - started > self.SLOW_SECONDS:
                         self.skip_until = time.monotonic() + self.SKIP_SECONDS
             except Exception:  # never let the thread die
-                logger.exception("Wake-up of records %s failed", batch)
+                logger.exception("Wake-up of %s %s failed", self._name, batch)
             finally:
                 for _ in batch:
                     self._queue.task_done()
 
 
 waker = _Waker()
+# Deliveries: a shorter linger, since a record is made only after its delivery is read (the time from a 200 to
+# the record is the linger plus a worker's read); at a few hundred deliveries a second per web process it is
+# still ten publishes a second, not hundreds.
+delivery_waker = _Waker(_send_deliveries, name="delivery-wake")
+delivery_waker.LINGER_SECONDS = 0.1
 
 
 def wakeups_flush(timeout: float = 10.0) -> None:
     waker.flush(timeout)
+    delivery_waker.flush(timeout)

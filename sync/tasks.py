@@ -8,9 +8,9 @@ import logging
 from celery import Task, shared_task
 
 from commerce.backfill import backfill_run
-from commerce.deliveries import deliveries_purge
+from commerce.deliveries import deliveries_purge, delivery_record
 from connector.models import Connection
-from connector.wakeups import record_wake
+from connector.wakeups import record_wake, records_wake
 from core.errors import ConnectorError
 from core.locks import single_run
 from fusion.journals import journals_ship
@@ -49,9 +49,26 @@ def wake_records(record_ids: list[int]) -> int:
     return len(record_ids)
 
 
+@shared_task(name="commerce.delivery_record", ignore_result=True)
+def read_deliveries(delivery_ids: list[int]) -> int:
+    """Stored webhook deliveries (a batch from one web process's wake-up, or from the relay) read into records,
+    each in its own transaction; the new records are woken together once all are committed. Returns how many
+    records were created. A delivery another worker read already is skipped."""
+    created: list[int] = []
+    relay.relay_deliveries_picked_up(delivery_ids=delivery_ids)
+    try:
+        for delivery_id in delivery_ids:
+            outcome = delivery_record(delivery_id)
+            if outcome is not None and outcome.created and outcome.record_id is not None:
+                created.append(outcome.record_id)
+    finally:  # what was committed is woken even if a later delivery failed (the relay drives that one again)
+        records_wake(record_ids=created)
+    return len(created)
+
+
 @shared_task(name="connector.relay", ignore_result=True)
 def relay_due_records() -> int:
-    return relay.relay_due(limit=500)
+    return relay.relay_due(limit=500) + relay.relay_unread_deliveries(limit=500)
 
 
 @shared_task(name="commerce.backfill_all", ignore_result=True)

@@ -16,7 +16,7 @@ from commerce.client import CommerceClient
 from commerce.enrichment import record_enrich
 from commerce.payloads import order_document
 from commerce.search import SearchCriteria
-from connector.models import PLACEHOLDER_PREFIX, Connection, Record
+from connector.models import PLACEHOLDER_PREFIX, UNREADABLE_PREFIX, Connection, Record
 from connector.records import (
     record_claim,
     record_park,
@@ -113,6 +113,12 @@ def _step(record: Record) -> str:
 
 def _post_document(record: Record) -> str:
     """The record's AR document in Fusion: settled by the invoice policy, or planned, checked and posted."""
+    if record.commerce_entity_id.startswith(UNREADABLE_PREFIX):
+        raise Parked(
+            f"Unreadable: {record.document.get('unreadable') or 'the delivery could not be read'}",
+            "Resolution: nothing can be posted from an unreadable document; once Commerce sends a readable "
+            "version (save the document again, or the backfill reads it), mark this record ignored.",
+        )
     if record.commerce_entity_id.startswith(PLACEHOLDER_PREFIX):
         return _confirm_placeholder(record)
     settled = _settle_by_policy(record)

@@ -199,11 +199,10 @@ def test_document_survives_the_json_round_trip_the_record_stores():
         ("order_plugin_place_before.json", lambda f: order_document(f["order"])),
     ],
 )
-def test_the_json_text_the_webhook_stores_is_the_documents_json(name, build):
+def test_the_document_the_record_stores_reads_back_the_same(name, build):
     doc = build(fixture(name))
-    text = doc.to_json_text()
-    assert json.loads(text) == doc.to_json()  # the same keys, Decimal strings and dates as the ORM path
-    assert SalesDocument.from_json(json.loads(text)) == doc
+    stored = json.loads(json.dumps(doc.to_json()))  # what the record's JSON column holds
+    assert SalesDocument.from_json(stored) == doc
 
 
 @pytest.mark.parametrize(

@@ -274,3 +274,20 @@ def test_an_order_from_a_before_hook_is_posted_once_commerce_confirms_it(connect
     assert record.commerce_entity_id == "12345"
     assert record.state == Record.State.POSTED, record.last_error
     assert AuditEvent.objects.filter(action="record.confirmed", target_id=str(record.pk)).exists()
+
+
+def test_an_unreadable_record_replayed_is_parked_again_without_calling_fusion(connection, fusion):
+    from connector.records import record_unreadable
+
+    parked = record_unreadable(
+        connection=connection,
+        kind="order",
+        key="abc",
+        reason="grand_total is out of range",
+        source="webhook",
+        actor="system:test",
+    ).record
+    record_replay(record=parked, actor="system:test", reason="try again")
+    record = _run(parked)
+    assert record.state == Record.State.NEEDS_REVIEW and "grand_total is out of range" in record.last_error
+    assert fusion.posts == []
