@@ -221,9 +221,27 @@ def _create_in_fusion(record: Record, plan: PostingPlan, client: FusionApi) -> i
             record.posting_identities = [*record.posting_identities, identity.as_json()]
             Record.objects.filter(pk=record.pk).update(posting_identities=record.posting_identities)
 
+    def before_create(identity: invoices.Identity) -> None:
+        # Committed before the POST is sent: a worker that dies mid-POST leaves the attempt in the trail.
+        with transaction.atomic():
+            remember(identity)
+            audit_record(
+                action="record.post_attempt",
+                actor=ACTOR,
+                connection=record.connection_id,
+                target=record,
+                outcome=AuditEvent.Outcome.INFO,
+                message=f"Creating {identity.resource} {identity.number} in Fusion",
+                data={"identity": identity.as_json(), "total": str(plan.total), "currency": plan.currency},
+            )
+
     known = tuple(invoices.Identity.from_json(i) for i in record.posting_identities)
     posted = invoices.document_post(
-        client=client, plan=plan, complete=record.connection.complete_invoices, known=known, before_create=remember
+        client=client,
+        plan=plan,
+        complete=record.connection.complete_invoices,
+        known=known,
+        before_create=before_create,
     )
     if not posted.adopted and posted.transaction_number != plan.header.transaction_number:
         # The transaction source numbers documents itself: look this one up by Fusion's number from now on.
