@@ -112,26 +112,53 @@ class DeliveryOutcome:
 
 
 def delivery_record(delivery_id: int) -> DeliveryOutcome | None:
-    """Read a stored delivery into a record, once: None when it is read already (or another worker is reading
-    it). A new record is woken by the caller. Raises only for the database (then the delivery stays unread and
-    the relay drives it again)."""
+    """Read one stored delivery into a record (see deliveries_record): None when it is read already."""
+    outcomes = deliveries_record([delivery_id])
+    return outcomes[0] if outcomes else None
+
+
+def deliveries_record(delivery_ids: list[int]) -> list[DeliveryOutcome]:
+    """Read stored deliveries into records, each once, in one transaction (one lock, one commit for a batch of
+    wake-ups): the outcomes of those read here; one read already, or being read by another worker, is skipped.
+    The caller wakes the new records. Raises only for the database: then nothing of the batch is kept, the
+    deliveries stay unread, and the relay drives them again."""
     with transaction.atomic():
-        query = Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.RECEIVED)
+        query = Delivery.objects.filter(pk__in=delivery_ids, status=Delivery.Status.RECEIVED).order_by("pk")
         if connection_supports_skip_locked():
             query = query.select_for_update(skip_locked=True, of=("self",))
-        delivery = query.select_related("connection").first()
-        if delivery is None:
-            return None
-        outcome = _read(delivery)
-        Delivery.objects.filter(pk=delivery.pk).update(**outcome.pop("delivery"))
-    return DeliveryOutcome(delivery_id=delivery_id, **outcome)
+        deliveries = list(query)
+        outcomes = []
+        for delivery in deliveries:
+            delivery.connection = _connection(delivery.connection_id)
+            outcome = _read(delivery)
+            Delivery.objects.filter(pk=delivery.pk).update(**outcome.pop("delivery"))
+            outcomes.append(DeliveryOutcome(delivery_id=delivery.pk, **outcome))
+    return outcomes
+
+
+_connections: dict[int, Connection] = {}
+
+
+def _connection(connection_id: int) -> Connection:
+    """The delivery's connection, for its id only (records and audit events name it): loaded once per process,
+    without its credentials."""
+    connection = _connections.get(connection_id)
+    if connection is None:
+        if len(_connections) > 1000:
+            _connections.clear()
+        connection = _connections[connection_id] = Connection.objects.only("id", "slug").get(pk=connection_id)
+    return connection
 
 
 def _read(delivery: Delivery) -> dict[str, Any]:
     body = bytes(delivery.body)
     scheme = delivery.verifier.split(":", 1)[0]
     actor = f"system:webhook:{scheme}" if scheme else "system:webhook"
-    row: dict[str, Any] = {"body_sha256": hashlib.sha256(body).hexdigest()}
+    row: dict[str, Any] = {
+        "body_sha256": hashlib.sha256(body).hexdigest(),
+        "event_name": delivery.event_name,
+        "request_id": delivery.request_id,
+    }
     kind, entity, request_id = None, None, delivery.request_id
     try:
         envelope = envelope_parse(_parse_json(body), hint=delivery.event_name)
@@ -170,7 +197,7 @@ def _read(delivery: Delivery) -> dict[str, Any]:
         source=Record.Source.WEBHOOK,
         actor=actor,
         correlation_id=request_id,
-        data={"delivery_id": delivery.pk, "event": row.get("event_name", delivery.event_name)},
+        data={"delivery_id": delivery.pk, "event": row["event_name"]},
     )
     status = Delivery.Status.UNREADABLE if accepted.created else Delivery.Status.DUPLICATE
     return _outcome(row, status, accepted, note=reason)

@@ -8,7 +8,7 @@ import logging
 from celery import Task, shared_task
 
 from commerce.backfill import backfill_run
-from commerce.deliveries import deliveries_purge, delivery_record
+from commerce.deliveries import deliveries_purge, deliveries_record
 from connector.models import Connection
 from connector.wakeups import record_wake, records_wake
 from core.errors import ConnectorError
@@ -51,18 +51,12 @@ def wake_records(record_ids: list[int]) -> int:
 
 @shared_task(name="commerce.delivery_record", ignore_result=True)
 def read_deliveries(delivery_ids: list[int]) -> int:
-    """Stored webhook deliveries (a batch from one web process's wake-up, or from the relay) read into records,
-    each in its own transaction; the new records are woken together once all are committed. Returns how many
-    records were created. A delivery another worker read already is skipped."""
-    created: list[int] = []
+    """Stored webhook deliveries (a batch from one web process's wake-up, or from the relay) read into records in
+    one transaction; the new records are woken together once committed. Returns how many records were
+    created. A delivery another worker read already, or is reading, is skipped."""
     relay.relay_deliveries_picked_up(delivery_ids=delivery_ids)
-    try:
-        for delivery_id in delivery_ids:
-            outcome = delivery_record(delivery_id)
-            if outcome is not None and outcome.created and outcome.record_id is not None:
-                created.append(outcome.record_id)
-    finally:  # what was committed is woken even if a later delivery failed (the relay drives that one again)
-        records_wake(record_ids=created)
+    created = [o.record_id for o in deliveries_record(delivery_ids) if o.created and o.record_id is not None]
+    records_wake(record_ids=created)  # committed: the records exist for the worker that takes them
     return len(created)
 
 

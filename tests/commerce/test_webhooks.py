@@ -810,6 +810,19 @@ def test_wake_ups_given_while_the_thread_lingers_go_out_as_one_message_without_w
     wake.assert_called_once_with(record_ids=[1, 2, 3])
 
 
+def test_a_records_wake_up_goes_behind_the_deliveries_waiting_to_be_read():
+    from connector.wakeups import deliveries_wake, records_wake
+
+    sent = []
+    with mock.patch(
+        "connector.wakeups.current_app.send_task",
+        side_effect=lambda name, args, **kw: sent.append((name, kw.get("priority"))),
+    ):
+        assert records_wake(record_ids=[1]) and records_wake(record_ids=[1, 2])
+        assert deliveries_wake(delivery_ids=[3])
+    assert sent == [("connector.process_record", 6), ("connector.wake_records", 6), ("commerce.delivery_record", None)]
+
+
 # --- admin ---------------------------------------------------------------------------------------------
 
 
