@@ -179,8 +179,21 @@ def start_gunicorn(app: str, env: dict[str, str], args: argparse.Namespace) -> t
                 break
         except OSError:
             time.sleep(0.2)
-    time.sleep(1.0)  # let every worker boot
+    time.sleep(1.0)
+    _wait_idle(proc.pid)  # every worker has loaded the application (on a busy machine that takes seconds)
     return proc, port
+
+
+def _wait_idle(master: int, timeout: float = 90.0) -> None:
+    """Wait until the children of `master` have booted: their CPU time stops growing."""
+    deadline = time.monotonic() + timeout
+    last = -1.0
+    while time.monotonic() < deadline:
+        used = _cpu_seconds(_children(master))
+        if last >= 0 and used - last < 0.02:
+            return
+        last = used
+        time.sleep(0.5)
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -499,7 +512,8 @@ def start_worker(env: dict[str, str], args: argparse.Namespace) -> subprocess.Po
         "--without-heartbeat",
     ]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
-    time.sleep(4.0)  # boot, connect to the broker
+    time.sleep(2.0)
+    _wait_idle(proc.pid)  # booted, connected to the broker
     if proc.poll() is not None:
         raise SystemExit(f"the Celery worker exited with {proc.returncode}")
     return proc

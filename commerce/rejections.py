@@ -2,12 +2,15 @@
 database one statement per (connection, reason, minute) and flush, not one write per request.
 
 Each web process keeps its own counts (bounded: at most MAX_KEYS rows wait at once; beyond that a refusal is
-only logged as dropped) and a daemon thread writes them every CONNECTOR_REJECTION_FLUSH_SECONDS. What a process
-had not written when it is killed is lost: these are counters for the admin, not a ledger.
+only logged as dropped) and a daemon thread writes them every CONNECTOR_REJECTION_FLUSH_SECONDS, and once more
+when the process exits. What a killed process had not written is lost: these are counters for the admin, not a
+ledger.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import logging
 import os
 import threading
@@ -32,6 +35,7 @@ class RejectionCounter:
         self._wake = threading.Event()
         self.dropped = 0
         os.register_at_fork(after_in_child=self._forget)
+        atexit.register(self._flush_at_exit)
 
     def _forget(self) -> None:
         """A forked child (a gunicorn worker) starts with nothing counted and no thread."""
@@ -59,6 +63,12 @@ class RejectionCounter:
             entry[0] += 1
             entry[1:] = [now, source_ip, detail[:200]]
         self._ensure_thread()
+
+    def _flush_at_exit(self) -> None:
+        """A process that stops (a gunicorn worker recycled or shut down) writes what it counted."""
+        if self._counts or self.dropped:
+            with contextlib.suppress(Exception):
+                self.flush()
 
     def clear(self) -> None:
         """Forget what was counted and not written (tests)."""

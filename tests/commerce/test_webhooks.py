@@ -24,6 +24,7 @@ from django.test.utils import CaptureQueriesContext
 from audit.models import AuditEvent
 from commerce.deliveries import delivery_record
 from commerce.models import Delivery, DeliveryRejection
+from commerce.payloads import document_from_entity, envelope_parse
 from commerce.rejections import rejections_flush
 from commerce.verifiers import receiver_cache_clear
 from commerce.webhooks import commerce_webhook
@@ -128,6 +129,26 @@ def test_the_worker_reads_the_delivery_into_its_record(client, shop):
     event = AuditEvent.objects.get(action="record.received", target_id=str(record.pk))
     assert event.actor == "system:webhook:hmac" and event.correlation_id == "req-1"
     assert read() == []  # read once
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "order_place_after.json",
+        "order_gift_card_tax_inclusive.json",
+        "order_plugin_place_before.json",
+        "invoice_save_after.json",
+        "creditmemo_save_after.json",
+    ],
+)
+def test_the_records_document_is_the_normalised_document_of_every_fixture(client, shop, name):
+    body = raw(name)
+    post(client, shop, body, signature=sign(body))
+    read()
+    envelope = envelope_parse(json.loads(body))
+    expected = document_from_entity(envelope.kind, envelope.entity).to_json()
+    record = Record.objects.get()
+    assert record.document == {**expected, "entity_id": record.commerce_entity_id}
 
 
 def test_a_delivery_is_read_once_and_its_new_record_is_woken_after_commit(client, shop):
