@@ -63,15 +63,6 @@ class Envelope:
     event_id: str = ""  # the CloudEvent id, when there is one
 
 
-def is_challenge(payload: Any) -> bool:
-    """The I/O Events registration handshake by POST: {"challenge": "..."} and nothing that looks like an event."""
-    return (
-        isinstance(payload, dict)
-        and isinstance(payload.get("challenge"), str)
-        and not ({"eventName", "data", "order", "entity", "specversion"} & payload.keys())
-    )
-
-
 def envelope_parse(payload: Any, *, hint: str = "") -> Envelope:
     """Find the event name, the document kind and the entity in a webhook body. `hint` is an event name the
     merchant put in the hook URL (?event=...), used when the body does not name its event (plugin hooks)."""

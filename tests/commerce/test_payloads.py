@@ -13,7 +13,6 @@ from commerce.payloads import (
     document_from_entity,
     envelope_parse,
     invoice_document,
-    is_challenge,
     order_document,
 )
 from connector.documents import SalesDocument
@@ -85,12 +84,6 @@ def test_unknown_event_type_has_no_kind():
 def test_shapes_we_do_not_understand_are_unreadable(body):
     with pytest.raises(UnreadablePayload):
         envelope_parse(body)
-
-
-def test_challenge_is_recognised_only_without_event_fields():
-    assert is_challenge({"challenge": "abc"})
-    assert not is_challenge({"challenge": "abc", "eventName": "x"})
-    assert not is_challenge({"challenge": 5})
 
 
 def test_order_with_string_values_becomes_decimal_money():
