@@ -487,7 +487,10 @@ def _drain_wakeups(broker: str) -> None:
         import redis
 
         client = redis.Redis.from_url(broker)
-        client.delete("posting", "sync", "journals", "celery", "unacked", "unacked_index", "unacked_mutex")
+        queues = ("posting", "sync", "journals", "celery")
+        # Every queue at every priority step (Redis keeps one list per step: "posting", "posting\x06\x163", ...)
+        keys = [f"{q}\x06\x16{step}" if step else q for q in queues for step in (0, 3, 6, 9)]
+        client.delete(*keys, "unacked", "unacked_index", "unacked_mutex")
     except Exception as exc:  # a leftover queue is harmless
         log(f"could not drain the benchmark wake-ups: {exc}")
 
@@ -575,6 +578,8 @@ def receipt_to_record(env: dict[str, str], args: argparse.Namespace, tmp: Path) 
     prefix = f"lat-{run_id}-"
     bodies = tmp / "latency.tsv"
     write_bodies(bodies, count=count, prefix=prefix, first_id=90_000_000)
+    warm = tmp / "latency-warm.tsv"
+    write_bodies(warm, count=int(args.latency_rate * 3), prefix=f"latwarm-{run_id}-", first_id=89_000_000)
     _drain_wakeups(args.broker)
     worker = start_worker(env, args)
     web, port = start_gunicorn("config.wsgi", env, args)
@@ -583,6 +588,9 @@ def receipt_to_record(env: dict[str, str], args: argparse.Namespace, tmp: Path) 
             f"receipt to record: {args.latency_rate:.0f}/s for {args.latency_seconds:.0f} s, "
             f"worker x{args.celery_concurrency}"
         )
+        # Warm up (each web process's first wake-up also loads Celery's configuration), then let it drain.
+        drive_at_rate(port, f"/webhooks/commerce/{SLUG}/", warm, args.latency_rate, 3)
+        time.sleep(3)
         web_pids, db_pids = _server_pids(web.pid, DB)
         worker_pids = _children(worker.pid)
         cpu_before = [_cpu_seconds(p) for p in (web_pids, worker_pids, db_pids)]

@@ -20,6 +20,7 @@ from django.db import (
     DEFAULT_DB_ALIAS,
     DatabaseError,
     DataError,
+    IntegrityError,
     InterfaceError,
     OperationalError,
     connections,
@@ -31,7 +32,13 @@ from audit.models import AuditEvent
 from audit.services import audit_record
 from connector.documents import SalesDocument
 from connector.models import PLACEHOLDER_PREFIX, Connection, Record
-from connector.records import Accepted, connection_supports_skip_locked, record_accept, record_unreadable
+from connector.records import (
+    Accepted,
+    connection_supports_skip_locked,
+    record_accept,
+    record_accept_many,
+    record_unreadable,
+)
 from connector.wakeups import delivery_waker
 
 from .models import Delivery, DeliveryRejection
@@ -118,21 +125,118 @@ def delivery_record(delivery_id: int) -> DeliveryOutcome | None:
 
 
 def deliveries_record(delivery_ids: list[int]) -> list[DeliveryOutcome]:
-    """Read stored deliveries into records, each once, in one transaction (one lock, one commit for a batch of
-    wake-ups): the outcomes of those read here; one read already, or being read by another worker, is skipped.
-    The caller wakes the new records. Raises only for the database: then nothing of the batch is kept, the
-    deliveries stay unread, and the relay drives them again."""
+    """Read these stored deliveries into records, each once, in one transaction (one lock, one commit for a
+    batch of wake-ups): the outcomes of those read here; one read already, or being read by another worker, is
+    skipped. The caller wakes the new records. Raises only for the database: then nothing of the batch is
+    kept, the deliveries stay unread, and the relay drives them again."""
+    query = Delivery.objects.filter(pk__in=delivery_ids, status=Delivery.Status.RECEIVED).order_by("pk")
+    return _read_locked(query)
+
+
+def deliveries_unread_record(*, limit: int) -> list[DeliveryOutcome]:
+    """Read up to `limit` of the oldest unread deliveries, whoever was woken for them: a worker that is awake
+    reads what has arrived since its wake-up was sent, so the number of wake-up messages does not limit how fast
+    deliveries are read (the later messages then find nothing left to do)."""
+    query = Delivery.objects.filter(status=Delivery.Status.RECEIVED).order_by("received_at")[:limit]
+    return _read_locked(query)
+
+
+def _read_locked(query: Any) -> list[DeliveryOutcome]:
+    """Lock the deliveries `query` names (skipping those another worker holds) and read them: the common case, a
+    new or known document with its entity id, all at once (one look-up, one INSERT of the records, one of
+    their audit events); anything else (an event we do not handle, an unreadable body, an order known by its
+    number, a batch a concurrent worker overlapped) one by one."""
     with transaction.atomic():
-        query = Delivery.objects.filter(pk__in=delivery_ids, status=Delivery.Status.RECEIVED).order_by("pk")
         if connection_supports_skip_locked():
             query = query.select_for_update(skip_locked=True, of=("self",))
         deliveries = list(query)
-        outcomes = []
         for delivery in deliveries:
             delivery.connection = _connection(delivery.connection_id)
+        plain, others = _plain_documents(deliveries)
+        outcomes: list[DeliveryOutcome] = []
+        if plain:
+            try:
+                with transaction.atomic():
+                    outcomes = _accept_plain(plain)
+            except (IntegrityError, DataError):
+                others = [delivery for delivery, *_ in plain] + others
+        for delivery in others:
             outcome = _read(delivery)
             Delivery.objects.filter(pk=delivery.pk).update(**outcome.pop("delivery"))
             outcomes.append(DeliveryOutcome(delivery_id=delivery.pk, **outcome))
+    return sorted(outcomes, key=lambda o: o.delivery_id)
+
+
+_Plain = tuple[Delivery, SalesDocument, dict[str, Any]]
+
+
+def _plain_documents(deliveries: list[Delivery]) -> tuple[list[_Plain], list[Delivery]]:
+    """Split off the deliveries whose document reads cleanly, has its entity id and no placeholder record to
+    take over: (delivery, document, the delivery's new row values), and the rest."""
+    plain: list[_Plain] = []
+    others: list[Delivery] = []
+    for delivery in deliveries:
+        body = bytes(delivery.body)
+        try:
+            envelope = envelope_parse(_parse_json(body), hint=delivery.event_name)
+            document = document_from_entity(envelope.kind, envelope.entity or {}) if envelope.kind else None
+        except Exception:  # read again, one by one, where the reason is kept
+            document = None
+        if document is None or not document.entity_id:
+            others.append(delivery)
+            continue
+        row = {
+            "body_sha256": hashlib.sha256(body).hexdigest(),
+            "event_name": envelope.event_name[:150],
+            "request_id": (delivery.request_id or envelope.event_id)[:128],
+        }
+        plain.append((delivery, document, row))
+    placeholders = {
+        (delivery.connection_id, f"{PLACEHOLDER_PREFIX}{document.increment_id}"[:64])
+        for delivery, document, _ in plain
+        if document.kind == ORDER and document.increment_id
+    }
+    taken = set()
+    if placeholders:
+        taken = set(
+            Record.objects.filter(
+                kind=ORDER,
+                connection_id__in={c for c, _ in placeholders},
+                commerce_entity_id__in={key for _, key in placeholders},
+            ).values_list("connection_id", "commerce_entity_id")
+        )
+    if taken:
+
+        def takes_over(item: _Plain) -> bool:
+            delivery, document, _ = item
+            placeholder = f"{PLACEHOLDER_PREFIX}{document.increment_id}"[:64]
+            return document.kind == ORDER and (delivery.connection_id, placeholder) in taken
+
+        others += [item[0] for item in plain if takes_over(item)]
+        plain = [item for item in plain if not takes_over(item)]
+    return plain, others
+
+
+def _accept_plain(plain: list[_Plain]) -> list[DeliveryOutcome]:
+    outcomes = []
+    by_connection: dict[int, list[_Plain]] = {}
+    for item in plain:
+        by_connection.setdefault(item[0].connection_id, []).append(item)
+    for items in by_connection.values():
+        connection = items[0][0].connection
+        # One actor per scheme: the batch's audit events name the scheme that verified each delivery.
+        for scheme in {delivery.verifier.split(":", 1)[0] for delivery, _, _ in items}:
+            group = [item for item in items if item[0].verifier.split(":", 1)[0] == scheme]
+            accepted = record_accept_many(
+                connection=connection,
+                documents=[(document, row["request_id"]) for _, document, row in group],
+                actor=f"system:webhook:{scheme}" if scheme else "system:webhook",
+            )
+            for (delivery, _, row), result in zip(group, accepted, strict=True):
+                status = Delivery.Status.ACCEPTED if result.created else Delivery.Status.DUPLICATE
+                outcome = _outcome(dict(row), status, result)
+                Delivery.objects.filter(pk=delivery.pk).update(**outcome.pop("delivery"))
+                outcomes.append(DeliveryOutcome(delivery_id=delivery.pk, **outcome))
     return outcomes
 
 

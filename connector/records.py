@@ -18,7 +18,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from audit.services import audit_record
+from audit.services import audit_record, audit_record_many
 from core.errors import OutcomeUnknownError
 
 from .documents import SalesDocument
@@ -61,6 +61,49 @@ def record_accept(
     event = record_received_event(document=document, source=source, created=created)
     audit_record(actor=actor, connection=connection, target=record, correlation_id=correlation_id, **event)
     return Accepted(record=record, created=created)
+
+
+def record_accept_many(
+    *,
+    connection: Connection,
+    documents: list[tuple[SalesDocument, str]],
+    source: str = Record.Source.WEBHOOK,
+    actor: str = "system:webhook",
+) -> list[Accepted]:
+    """record_accept for a batch of (document, correlation id) of one connection: one look-up of the documents
+    already known, one INSERT of the new records and one of their audit events, in the caller's transaction.
+    A document twice in the batch is a duplicate of its first. Raises IntegrityError when another transaction
+    created one of them meanwhile (the caller then accepts them one by one)."""
+    keys = {(document.kind, document.entity_id) for document, _ in documents}
+    known = {
+        (kind, entity_id): pk
+        for kind, entity_id, pk in Record.objects.filter(
+            connection_id=connection.pk, commerce_entity_id__in={entity_id for _, entity_id in keys}
+        ).values_list("kind", "commerce_entity_id", "pk")
+        if (kind, entity_id) in keys
+    }
+    new: dict[tuple[str, str], Record] = {}
+    for document, _ in documents:
+        key = (document.kind, document.entity_id)
+        if key not in known and key not in new:
+            new[key] = Record(**record_fields(connection=connection, document=document, source=source))
+    if new:
+        with transaction.atomic():
+            Record.objects.bulk_create(list(new.values()))
+    accepted, events, first = [], [], set()
+    for document, correlation_id in documents:
+        key = (document.kind, document.entity_id)
+        created = key in new and key not in first
+        first.add(key)
+        record = new[key] if key in new else Record(pk=known[key], connection_id=connection.pk, kind=document.kind)
+        record.connection = connection
+        accepted.append(Accepted(record=record, created=created))
+        event = record_received_event(document=document, source=source, created=created)
+        events.append(
+            {**event, "actor": actor, "connection": connection, "target": record, "correlation_id": correlation_id}
+        )
+    audit_record_many(events)
+    return accepted
 
 
 def record_unreadable(

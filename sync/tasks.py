@@ -4,11 +4,12 @@ schedules and queued messages name them), so they keep the names they were first
 from __future__ import annotations
 
 import logging
+import time
 
 from celery import Task, shared_task
 
 from commerce.backfill import backfill_run
-from commerce.deliveries import deliveries_purge, deliveries_record
+from commerce.deliveries import deliveries_purge, deliveries_record, deliveries_unread_record
 from connector.models import Connection
 from connector.wakeups import record_wake, records_wake
 from core.errors import ConnectorError
@@ -49,14 +50,33 @@ def wake_records(record_ids: list[int]) -> int:
     return len(record_ids)
 
 
+# A woken reader goes on with what else has arrived, this many at a time, for at most this long.
+READ_BATCH = 100
+READ_SECONDS = 5.0
+
+
 @shared_task(name="commerce.delivery_record", ignore_result=True)
 def read_deliveries(delivery_ids: list[int]) -> int:
     """Stored webhook deliveries (a batch from one web process's wake-up, or from the relay) read into records in
-    one transaction; the new records are woken together once committed. Returns how many records were
-    created. A delivery another worker read already, or is reading, is skipped."""
+    one transaction, then whatever else is unread, a batch at a time for up to READ_SECONDS: a message is only a
+    wake-up, and one awake reader takes what has arrived meanwhile instead of leaving it to a message each. The
+    new records of each batch are woken once it is committed. Returns how many records were created. A delivery
+    another worker read already, or is reading, is skipped."""
     relay.relay_deliveries_picked_up(delivery_ids=delivery_ids)
-    created = [o.record_id for o in deliveries_record(delivery_ids) if o.created and o.record_id is not None]
-    records_wake(record_ids=created)  # committed: the records exist for the worker that takes them
+    created = _wake_created(deliveries_record(delivery_ids))
+    until = time.monotonic() + READ_SECONDS
+    while time.monotonic() < until:
+        outcomes = deliveries_unread_record(limit=READ_BATCH)
+        created += _wake_created(outcomes)
+        if len(outcomes) < READ_BATCH:
+            break
+    return created
+
+
+def _wake_created(outcomes: list) -> int:
+    created = [o.record_id for o in outcomes if o.created and o.record_id is not None]
+    if created:
+        records_wake(record_ids=created)  # committed: the records exist for the worker that takes them
     return len(created)
 
 

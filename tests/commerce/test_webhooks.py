@@ -16,7 +16,7 @@ import psycopg
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from django.db import close_old_connections
+from django.db import IntegrityError, close_old_connections
 from django.db import connection as db_connection
 from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext
@@ -829,6 +829,58 @@ def test_wake_ups_given_while_the_thread_lingers_go_out_as_one_message_without_w
         lingering.wake(3)
         lingering.flush()
     wake.assert_called_once_with(record_ids=[1, 2, 3])
+
+
+def _a_mixed_batch(client, shop) -> dict[str, bytes]:
+    before = raw("order_plugin_place_before.json")
+    saved = json.loads(before)["order"] | {"entity_id": "43"}
+    bodies = {
+        "new": order_body(5001),
+        "again": order_body(5001),  # the same document twice in one batch
+        "known": order_body(5002),
+        "invoice": raw("invoice_save_after.json"),
+        "ignored": json.dumps({"eventName": "observer.catalog_product_save_after", "data": {}}).encode(),
+        "unreadable": order_body(5003, grand_total="1e30"),
+        "saved": json.dumps({"eventName": "observer.sales_order_save_commit_after", "data": {"order": saved}}).encode(),
+    }
+    for body in (bodies["known"], before):  # read before the batch arrives
+        post(client, shop, body, signature=sign(body))
+    read()
+    for body in bodies.values():
+        post(client, shop, body, signature=sign(body))
+    return bodies
+
+
+@pytest.mark.parametrize("concurrent_insert", [False, True], ids=["at-once", "one-by-one"])
+def test_a_batch_of_deliveries_is_read_as_one_by_one_reading_would(client, shop, concurrent_insert):
+    from commerce.deliveries import deliveries_unread_record
+    from connector import records
+
+    _a_mixed_batch(client, shop)
+    with mock.patch(
+        "commerce.deliveries.record_accept_many",
+        side_effect=IntegrityError("another worker was first") if concurrent_insert else records.record_accept_many,
+    ):
+        outcomes = deliveries_unread_record(limit=100)
+    assert [(o.status, o.created) for o in outcomes] == [
+        ("accepted", True),
+        ("duplicate", False),
+        ("duplicate", False),
+        ("accepted", True),
+        ("ignored", False),
+        ("unreadable", False),
+        ("duplicate", False),
+    ]
+    keys = sorted(Record.objects.values_list("commerce_entity_id", flat=True))
+    assert [key for key in keys if not key.startswith("!")] == ["3", "43", "5001", "5002"]
+    assert Record.objects.filter(commerce_entity_id__startswith="!").count() == 1
+    assert Record.objects.count() == 5  # the before-hook order took its entity id: still one record for it
+    received = AuditEvent.objects.filter(action="record.received")
+    assert received.count() == 4 and set(received.values_list("actor", flat=True)) == {"system:webhook:hmac"}
+    assert AuditEvent.objects.filter(action="record.duplicate").count() == 3
+    duplicates = Delivery.objects.filter(status="duplicate")
+    assert set(duplicates.values_list("body", flat=True)) == {b""} and all(d.body_sha256 for d in duplicates)
+    assert not Delivery.objects.filter(status="received").exists()
 
 
 def test_a_records_wake_up_goes_behind_the_deliveries_waiting_to_be_read():
