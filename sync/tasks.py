@@ -51,7 +51,7 @@ def wake_records(record_ids: list[int]) -> int:
 
 
 # A woken reader goes on with what else has arrived, this many at a time, for at most this long.
-READ_BATCH = 100
+READ_BATCH = 25
 READ_SECONDS = 5.0
 
 
