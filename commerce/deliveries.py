@@ -43,7 +43,7 @@ from connector.wakeups import delivery_waker
 
 from .models import Delivery, DeliveryRejection
 from .payloads import ORDER, UnreadablePayload, document_from_entity, envelope_parse
-from .sql import delivery_insert
+from .sql import deliveries_read, delivery_insert
 
 logger = logging.getLogger(__name__)
 
@@ -232,11 +232,28 @@ def _accept_plain(plain: list[_Plain]) -> list[DeliveryOutcome]:
                 documents=[(document, row["request_id"]) for _, document, row in group],
                 actor=f"system:webhook:{scheme}" if scheme else "system:webhook",
             )
+            read, emptied = [], []
             for (delivery, _, row), result in zip(group, accepted, strict=True):
                 status = Delivery.Status.ACCEPTED if result.created else Delivery.Status.DUPLICATE
                 outcome = _outcome(dict(row), status, result)
-                Delivery.objects.filter(pk=delivery.pk).update(**outcome.pop("delivery"))
+                values = outcome.pop("delivery")
+                read.append(
+                    (
+                        delivery.pk,
+                        status,
+                        values["event_name"],
+                        values["request_id"],
+                        values["note"],
+                        values["record_id"],
+                        values["body_sha256"],
+                    )
+                )
+                if "body" in values:
+                    emptied.append(delivery.pk)
                 outcomes.append(DeliveryOutcome(delivery_id=delivery.pk, **outcome))
+            deliveries_read(connections[DEFAULT_DB_ALIAS], read)
+            if emptied:  # a duplicate keeps the hash of its body, not the body
+                Delivery.objects.filter(pk__in=emptied).update(body=b"")
     return outcomes
 
 

@@ -7,7 +7,7 @@ from django.db import connection as db_connection
 from django.forms.models import model_to_dict
 
 from commerce.models import Delivery, DeliveryRejection
-from commerce.sql import delivery_insert, rejections_add
+from commerce.sql import deliveries_read, delivery_insert, rejections_add
 from tests.factories import make_connection
 
 WHEN = datetime(2026, 11, 26, 12, 0, 0, 123456, tzinfo=UTC)
@@ -77,3 +77,40 @@ def test_rejection_counts_added_by_hand_are_the_rows_the_orm_writes():
     }
     assert by_hand == {reason: _row(row, leave_out=("id", "connection")) for reason, row in expected.items()}
     assert DeliveryRejection.objects.get(reason="bad_signature").connection == conn
+
+
+@pytest.mark.django_db
+def test_a_batch_of_deliveries_read_by_hand_is_the_rows_the_orm_update_writes():
+    from connector.models import Record
+
+    conn = make_connection()
+    record = Record.objects.create(connection=conn, kind="order", commerce_entity_id="1", document={}, currency="USD")
+    given = {"verifier": "hmac:k", "headers": {"a": "b"}, "body": b"{}", "received_at": WHEN}
+    by_hand = [Delivery.objects.create(connection=conn, status="received", **given) for _ in range(2)]
+    by_orm = [Delivery.objects.create(connection=conn, status="received", **given) for _ in range(2)]
+    outcomes = [
+        {
+            "status": "accepted",
+            "event_name": "observer.x",
+            "request_id": "r-1",
+            "note": "",
+            "record_id": record.pk,
+            "body_sha256": "a" * 64,
+        },
+        {
+            "status": "ignored",
+            "event_name": "ünïcode ' quote",
+            "request_id": "",
+            "note": "not handled",
+            "record_id": None,
+            "body_sha256": "b" * 64,
+        },
+    ]
+    deliveries_read(db_connection, [(d.pk, *o.values()) for d, o in zip(by_hand, outcomes, strict=True)])
+    for delivery, outcome in zip(by_orm, outcomes, strict=True):
+        Delivery.objects.filter(pk=delivery.pk).update(**outcome)
+    for hand, orm in zip(by_hand, by_orm, strict=True):
+        hand.refresh_from_db()
+        orm.refresh_from_db()
+        assert _row(hand) == _row(orm)
+    assert by_hand[0].record == record and by_hand[1].note == "not handled"
