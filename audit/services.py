@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
-from django.db import connection as db_connection
 from django.db import models
 
 from core.redaction import redact
-from core.rows import insert_row
 
 from .models import AuditEvent
 
@@ -64,25 +61,34 @@ def audit_record(
     return event
 
 
-def audit_record_many(events: list[dict[str, Any]]) -> int:
-    """Several events at once (one INSERT): each a dict of audit_record's keyword arguments, with a string actor
-    and a target_type/target_id (no model instance). The same redaction and cuts as audit_record."""
+def audit_record_many(events: list[dict[str, Any]]) -> None:
+    """Write several events at once (one INSERT per 500): each is the keyword arguments of audit_record, with a
+    system actor name and the target given as `target` or as target_type/target_id. The same redaction and cuts as
+    audit_record."""
     rows = []
     for event in events:
-        actor_name, _ = _actor_of(event.get("actor"))
-        fields = _event_fields(
-            action=event["action"],
-            actor=actor_name,
-            connection=event.get("connection"),
-            target_type=event.get("target_type", ""),
-            outcome=event.get("outcome", AuditEvent.Outcome.SUCCESS),
-            message=event.get("message", ""),
-            data=event.get("data"),
-            correlation_id=event.get("correlation_id", ""),
+        values = dict(event)
+        target = values.pop("target", None)
+        actor_name, user = _actor_of(values.pop("actor", None))
+        target_type = values.pop("target_type", "") or (target._meta.label_lower if target is not None else "")
+        target_id = values.pop("target_id", "") or (target.pk if target is not None else "")
+        rows.append(
+            AuditEvent(
+                user=user,
+                target_id=str(target_id or ""),
+                **_event_fields(
+                    action=values.pop("action"),
+                    actor=actor_name,
+                    connection=values.pop("connection", None),
+                    target_type=target_type,
+                    outcome=values.pop("outcome", AuditEvent.Outcome.SUCCESS),
+                    message=values.pop("message", ""),
+                    data=values.pop("data", None),
+                    correlation_id=values.pop("correlation_id", ""),
+                ),
+            )
         )
-        rows.append(AuditEvent(target_id=str(event.get("target_id") or ""), **fields))
     AuditEvent.objects.bulk_create(rows, batch_size=500)
-    return len(rows)
 
 
 def _event_fields(
@@ -111,42 +117,3 @@ def _event_fields(
         "data": clean,
         "correlation_id": str(correlation_id or "")[:64],
     }
-
-
-def audit_insert_from(
-    *,
-    source: str,
-    target_id_column: str,
-    action: str,
-    actor: str = "system",
-    connection: Any = None,
-    target_type: str = "",
-    outcome: str = AuditEvent.Outcome.SUCCESS,
-    message: str = "",
-    data: dict[str, Any] | None = None,
-    correlation_id: str = "",
-) -> tuple[str, list[Any]]:
-    """The same event as audit_record, as an `INSERT ... SELECT ... FROM <source>` to compose into one
-    statement with the write it records (the webhook hot path): one row per row of `source`, whose
-    `target_id_column` is the target's id. Same redaction, same columns; the actor is a system name."""
-    fields = _event_fields(
-        action=action,
-        actor=actor,
-        connection=connection,
-        target_type=target_type,
-        outcome=outcome,
-        message=message,
-        data=data,
-        correlation_id=correlation_id,
-    )
-    columns, expressions, values = insert_row(AuditEvent, fields, exclude=("target_id",))
-    return _insert_from_sql(columns, expressions, source, target_id_column), values
-
-
-@functools.cache
-def _insert_from_sql(columns: str, expressions: str, source: str, target_id_column: str) -> str:
-    quote = db_connection.ops.quote_name
-    return (
-        f"INSERT INTO {quote(AuditEvent._meta.db_table)} ({columns}, {quote('target_id')}) "  # noqa: S608
-        f"SELECT {expressions}, CAST({source}.{target_id_column} AS TEXT) FROM {source}"
-    )

@@ -37,6 +37,7 @@ class DeliveryAdmin(ReadOnlyAdmin):
         "record_link",
         "pretty_headers",
         "pretty_body",
+        "body_sha256",
         "body_purged_at",
     )
     readonly_fields = fields
@@ -60,6 +61,8 @@ class DeliveryAdmin(ReadOnlyAdmin):
         if obj.body_purged_at:
             return f"Purged on {obj.body_purged_at:%Y-%m-%d} (retention period over)."
         raw = bytes(obj.body or b"")
+        if not raw and obj.status == Delivery.Status.DUPLICATE:
+            return "Not kept: a duplicate keeps its headers and the SHA-256 of its body (below); see the record."
         try:
             text = json.dumps(json.loads(raw), indent=2, ensure_ascii=False)
         except (ValueError, UnicodeDecodeError):

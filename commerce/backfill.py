@@ -11,19 +11,21 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 from django.conf import settings
-from django.db import transaction
+from django.db import DataError, transaction
 from django.utils import timezone
 
 from audit.models import AuditEvent
 from audit.services import audit_record
 from connector.models import Connection, Record
-from connector.records import record_accept
+from connector.records import record_accept, record_unreadable
 from connector.wakeups import waker
 
 from .client import CommerceClient, updated_at_of
-from .deliveries import document_keyed
-from .payloads import CREDIT_MEMO, INVOICE, ORDER, UnreadablePayload, document_from_entity
+from .deliveries import document_keyed, unreadable_key
+from .envelopes import CREDIT_MEMO, INVOICE, ORDER, UnreadablePayload
+from .payloads import document_from_entity
 
 
 @dataclass
@@ -200,6 +202,8 @@ def _chunks(items: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[st
 def _backfill_page(
     *, connection: Connection, kind: str, entities: list[dict[str, Any]], result: BackfillResult, actor: Any
 ) -> None:
+    """Each document in its own savepoint: one that cannot be read (or whose values the record's columns cannot
+    hold) is parked as an unreadable record, audited, and the page goes on, so the watermark passes it."""
     records = Record.objects.filter(connection=connection, kind=kind)
     ids = {str(e.get("entity_id") or e.get("id") or "") for e in entities}
     known_ids = set(records.filter(commerce_entity_id__in=ids).values_list("commerce_entity_id", flat=True))
@@ -217,20 +221,46 @@ def _backfill_page(
                 )
                 if accepted.created:
                     transaction.on_commit(functools.partial(waker.wake, accepted.record.pk))
-        except UnreadablePayload as exc:
+        except (UnreadablePayload, DataError) as exc:
             result.unreadable += 1
-            audit_record(
-                action="commerce.backfill_unreadable",
-                actor=actor,
-                connection=connection,
-                target_type=f"commerce.{kind}",
-                target_id=entity_id,
-                outcome=AuditEvent.Outcome.FAILURE,
-                message=f"{kind} {entity_id or '?'} from the backfill could not be read: {exc}",
-                data={"kind": kind, "entity_id": entity_id, "increment_id": str(entity.get("increment_id") or "")},
-            )
+            _backfill_unreadable(connection=connection, kind=kind, entity=entity, reason=str(exc), actor=actor)
             continue
         if accepted.created:
             result.created += 1
         else:
             result.known += 1
+
+
+def _backfill_unreadable(*, connection: Connection, kind: str, entity: dict[str, Any], reason: str, actor: Any) -> None:
+    """Park the document as an unreadable record (the same document on the next run attaches to it) and audit
+    the backfill's finding the first time."""
+    entity_id = str(entity.get("entity_id") or entity.get("id") or "")
+    number = str(entity.get("increment_id") or "")
+    reason = reason.splitlines()[0][:2000] if reason else "unreadable"
+    with transaction.atomic():
+        parked = record_unreadable(
+            connection=connection,
+            kind=kind,
+            key=unreadable_key(kind, entity, orjson.dumps(entity, default=str, option=orjson.OPT_SORT_KEYS)),
+            number=number,
+            reason=reason,
+            source=Record.Source.BACKFILL,
+            actor=actor,
+            data={"entity_id": entity_id[:200], "increment_id": number[:200]},
+        )
+        if parked.created:
+            audit_record(
+                action="commerce.backfill_unreadable",
+                actor=actor,
+                connection=connection,
+                target_type=f"commerce.{kind}",
+                target_id=entity_id[:64],
+                outcome=AuditEvent.Outcome.FAILURE,
+                message=f"{kind} {entity_id[:64] or '?'} from the backfill could not be read: {reason}",
+                data={
+                    "kind": kind,
+                    "entity_id": entity_id[:200],
+                    "increment_id": number[:200],
+                    "record": parked.record.pk,
+                },
+            )

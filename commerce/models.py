@@ -1,5 +1,6 @@
-"""What arrived at the Commerce webhook: one row per verified delivery (kept for review and audit; the raw
-body is purged after the retention period) and a capped counter of refused requests."""
+"""What arrived at the Commerce webhook: one row per verified delivery (stored by the request as it came, read
+into a record by a worker; kept for review and audit, the raw body purged after the retention period) and a
+capped counter of refused requests."""
 
 from __future__ import annotations
 
@@ -9,13 +10,17 @@ from django.utils import timezone
 
 class Delivery(models.Model):
     """One verified inbound HTTP request, as received. Unsigned or badly signed requests never get a row
-    here: they only bump a DeliveryRejection counter, so a flood cannot fill the database."""
+    here: they only bump a DeliveryRejection counter, so a flood cannot fill the database.
+
+    The request stores it `received` (its one write); a worker then reads it into a record and sets the
+    status it ends in (delivery_record). A duplicate keeps its headers and the hash of its body, not the body."""
 
     class Status(models.TextChoices):
+        RECEIVED = "received", "Received (not read yet)"
         ACCEPTED = "accepted", "Accepted (record created)"
         DUPLICATE = "duplicate", "Duplicate (nothing new)"
         IGNORED = "ignored", "Ignored (event type not handled)"
-        UNREADABLE = "unreadable", "Unreadable (signed but not understood: review it)"
+        UNREADABLE = "unreadable", "Unreadable (signed but not understood: parked for review)"
 
     received_at = models.DateTimeField(default=timezone.now, db_index=True)
     # Indexed through delivery_request_idx, which starts with the connection.
@@ -33,6 +38,9 @@ class Delivery(models.Model):
     source_ip = models.GenericIPAddressField(null=True, blank=True)
     headers = models.JSONField(default=dict, blank=True, help_text="The allowed headers, redacted")
     body = models.BinaryField(blank=True, default=b"", help_text="The raw body, byte for byte, until purged")
+    body_sha256 = models.CharField(
+        max_length=64, blank=True, help_text="SHA-256 of the raw body (hex): what a duplicate keeps of its body"
+    )
     body_purged_at = models.DateTimeField(null=True, blank=True)
     note = models.TextField(blank=True, help_text="Why it was ignored or could not be read")
     record = models.ForeignKey(
@@ -45,6 +53,8 @@ class Delivery(models.Model):
         indexes = [
             models.Index(fields=["connection", "request_id"], name="delivery_request_idx"),
             models.Index(fields=["body_purged_at", "received_at"], name="delivery_purge_idx"),
+            # The relay's look-up of deliveries no worker has read: only those rows are in it.
+            models.Index(fields=["received_at"], name="delivery_unread_idx", condition=models.Q(status="received")),
         ]
 
     def __str__(self) -> str:
@@ -64,6 +74,7 @@ class DeliveryRejection(models.Model):
         NO_VERIFIER = "no_verifier", "The connection has no active verification key"
         TOO_LARGE = "too_large", "Body over the size limit"
         NOT_JSON = "not_json", "Body is not JSON"
+        WRONG_RECIPIENT = "wrong_recipient", "I/O event for another recipient or provider"
 
     # "c<id>" for a known connection, "unknown" otherwise: one key for the unique constraint (NULLs never clash).
     scope = models.CharField(max_length=32, editable=False)

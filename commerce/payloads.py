@@ -1,10 +1,6 @@
-"""Commerce payloads -> SalesDocument.
+"""Commerce entities -> SalesDocument (the envelope around them is read in commerce/envelopes.py).
 
-Three envelopes arrive:
-* observer hooks `{"eventName": ..., "data": {"order"|"invoice"|"creditmemo": {...}, "data_object": {...}}}`;
-* plugin hooks, the method arguments by name: `{"order": {...}}`, `{"entity": {...}}`, maybe `"result"`;
-* Adobe I/O Events CloudEvents `{"specversion", "type": "com.adobe.commerce.observer.<event>", "data": {"value"}}`.
-The entity inside is raw model data: numbers often come as strings ("200.0000", "3.000000"), sometimes mixed
+The entity is raw model data: numbers often come as strings ("200.0000", "3.000000"), sometimes mixed
 with real numbers. Every value is coerced here, and money is Decimal from the start (never float).
 REST answers (the backfill) have the same entity shapes and go through the same functions.
 """
@@ -12,7 +8,7 @@ REST answers (the backfill) have the same entity shapes and go through the same 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -20,135 +16,13 @@ from typing import Any
 from commerce.taxes import with_tax_facts
 from connector.documents import Customer, SalesDocument, SalesLine, quantize
 
-ORDER, INVOICE, CREDIT_MEMO = "order", "invoice", "creditmemo"
+from .envelopes import CREDIT_MEMO, INVOICE, ORDER, UnreadablePayload
 
-# Hook and event names Commerce sends for orders, invoices and credit memos, with the document kind each one
-# carries.
-EVENT_KINDS: dict[str, str] = {
-    "observer.sales_order_place_after": ORDER,
-    "observer.sales_order_place_before": ORDER,
-    "observer.sales_order_save_after": ORDER,
-    "observer.sales_order_save_commit_after": ORDER,
-    "plugin.magento.sales.api.order_management.place": ORDER,
-    "plugin.sales.api.order_management.place": ORDER,  # SaaS spelling
-    "observer.sales_order_invoice_save_after": INVOICE,
-    "observer.sales_order_invoice_save_commit_after": INVOICE,
-    "observer.sales_order_invoice_pay": INVOICE,
-    "plugin.magento.sales.api.invoice_repository.create": INVOICE,
-    "plugin.magento.sales.api.invoice_repository.save": INVOICE,
-    "plugin.sales.api.invoice_repository.save": INVOICE,
-    "observer.sales_order_creditmemo_save_after": CREDIT_MEMO,
-    "observer.sales_order_creditmemo_save_commit_after": CREDIT_MEMO,
-    "plugin.magento.sales.api.creditmemo_repository.create": CREDIT_MEMO,
-    "plugin.magento.sales.api.creditmemo_repository.save": CREDIT_MEMO,
-    "plugin.sales.api.creditmemo_repository.save": CREDIT_MEMO,
-}
-IO_EVENTS_PREFIX = "com.adobe.commerce."
 UNIT_PRICE_PLACES = Decimal("0.0001")  # Magento keeps four decimals on prices
-_ENTITY_KEYS = {ORDER: ("order",), INVOICE: ("invoice",), CREDIT_MEMO: ("creditmemo", "credit_memo")}
-
-
-class UnreadablePayload(ValueError):
-    """Signed, but not a shape we understand. The delivery is kept for review with this reason."""
-
-
-@dataclass(frozen=True)
-class Envelope:
-    event_name: str
-    kind: str | None  # None: an event type we do not handle
-    entity: dict[str, Any] | None
-    event_id: str = ""  # the CloudEvent id, when there is one
-
-
-def is_challenge(payload: Any) -> bool:
-    """The I/O Events registration handshake by POST: {"challenge": "..."} and nothing that looks like an event."""
-    return (
-        isinstance(payload, dict)
-        and isinstance(payload.get("challenge"), str)
-        and not ({"eventName", "data", "order", "entity", "specversion"} & payload.keys())
-    )
-
-
-def envelope_parse(payload: Any, *, hint: str = "") -> Envelope:
-    """Find the event name, the document kind and the entity in a webhook body. `hint` is an event name the
-    merchant put in the hook URL (?event=...), used when the body does not name its event (plugin hooks)."""
-    if not isinstance(payload, dict):
-        raise UnreadablePayload("the body is JSON but not an object")
-    if "specversion" in payload and isinstance(payload.get("type"), str):
-        return _cloud_event(payload)
-    if isinstance(payload.get("eventName"), str):
-        return _observer_event(payload)
-    return _plugin_call(payload, hint)
-
-
-def _cloud_event(payload: dict[str, Any]) -> Envelope:
-    """An Adobe I/O Events CloudEvent: the entity is data.value."""
-    name = payload["type"].removeprefix(IO_EVENTS_PREFIX)
-    data = payload.get("data")
-    entity = data.get("value") if isinstance(data, dict) else None
-    kind = EVENT_KINDS.get(name)
-    if kind and not isinstance(entity, dict):
-        raise UnreadablePayload(f"{payload['type']} has no data.value object")
-    return Envelope(name, kind, entity if isinstance(entity, dict) else None, str(payload.get("id") or ""))
-
-
-def _observer_event(payload: dict[str, Any]) -> Envelope:
-    """An observer hook: the entity is data.<kind> (or data.data_object)."""
-    name = payload["eventName"]
-    if not name.startswith(("observer.", "plugin.")):
-        name = f"observer.{name}"
-    kind = EVENT_KINDS.get(name)
-    if kind is None:
-        return Envelope(name, None, None)
-    data = payload.get("data")
-    if not isinstance(data, dict):
-        raise UnreadablePayload(f"{name} has no data object")
-    for key in (*_ENTITY_KEYS[kind], "data_object"):
-        if isinstance(data.get(key), dict):
-            return Envelope(name, kind, data[key])
-    wanted = _ENTITY_KEYS[kind][0]
-    raise UnreadablePayload(f"{name} carries no {kind} (looked for data.{wanted} and data.data_object)")
-
-
-def _plugin_call(payload: dict[str, Any], hint: str) -> Envelope:
-    """A plugin hook: the method's arguments by parameter name; an "after" plugin also gets the saved entity as
-    "result" (with its entity_id, which a "before" plugin's argument does not have yet)."""
-    result = payload.get("result") if isinstance(payload.get("result"), dict) else None
-    for kind, keys in _ENTITY_KEYS.items():
-        for key in keys:
-            if isinstance(payload.get(key), dict):
-                name = hint if EVENT_KINDS.get(hint) == kind else _plugin_name(kind)
-                entity = payload[key]
-                if result is not None and _text(result.get("entity_id")) and "items" in result:
-                    entity = result
-                return Envelope(name, kind, entity)
-    entity = payload.get("entity") if isinstance(payload.get("entity"), dict) else result
-    if isinstance(entity, dict):
-        guessed = EVENT_KINDS.get(hint) or _guess_kind(entity)
-        if guessed is None:
-            raise UnreadablePayload("a plugin payload whose entity is neither an order, an invoice nor a credit memo")
-        return Envelope(hint if EVENT_KINDS.get(hint) else _plugin_name(guessed), guessed, entity)
-    if hint and hint not in EVENT_KINDS:
-        return Envelope(hint[:150], None, None)
-    raise UnreadablePayload("no eventName, no CloudEvent type and no order/invoice/creditmemo argument")
-
-
-def _plugin_name(kind: str) -> str:
-    return {
-        ORDER: "plugin.magento.sales.api.order_management.place",
-        INVOICE: "plugin.magento.sales.api.invoice_repository.save",
-        CREDIT_MEMO: "plugin.magento.sales.api.creditmemo_repository.save",
-    }[kind]
-
-
-def _guess_kind(entity: Mapping[str, Any]) -> str | None:
-    if any(k in entity for k in ("adjustment_positive", "adjustment_negative", "creditmemo_status")):
-        return CREDIT_MEMO
-    if "order_id" in entity and "customer_email" not in entity:
-        return INVOICE
-    if "customer_email" in entity or "increment_id" in entity:
-        return ORDER
-    return None
+# What a record holds: amounts in DecimalField(19, 4) (below 10^15), ids and numbers in 64 characters. A document
+# outside these is unreadable (parked for review), never a database error.
+AMOUNT_LIMIT = Decimal(10) ** 15
+ID_MAX_CHARS = 64
 
 
 # --- values --------------------------------------------------------------------------------------------
@@ -179,7 +53,16 @@ def _decimal(value: Any, *, field: str = "", required: bool = False) -> Decimal:
         raise UnreadablePayload(f"{field} is not a number: {str(value)[:40]!r}")
     if not number.is_finite():
         raise UnreadablePayload(f"{field} is not a finite number")
+    if abs(number) >= AMOUNT_LIMIT:
+        raise UnreadablePayload(f"{field} is out of range: {str(value)[:40]!r} (at most 15 digits before the point)")
     return number
+
+
+def _id(value: Any, *, field: str) -> str:
+    text = _text(value)
+    if len(text) > ID_MAX_CHARS:
+        raise UnreadablePayload(f"{field} is longer than {ID_MAX_CHARS} characters: {text[:40]!r}...")
+    return text
 
 
 def _places(number: Decimal) -> int:
@@ -213,7 +96,7 @@ def _when(value: Any, *, field: str) -> datetime:
 
 
 def _entity_id(entity: Mapping[str, Any]) -> str:
-    return _text(entity.get("entity_id") or entity.get("id"))
+    return _id(entity.get("entity_id") or entity.get("id"), field="entity_id")
 
 
 def _money(entity: Mapping[str, Any], key: str, currency: str, *, prefix: str = "") -> Decimal:
@@ -272,6 +155,8 @@ def _line(
     price = _decimal(item.get("price"), field="items[].price")
     row_total = item.get("row_total")
     row = _decimal(row_total, field="items[].row_total") if row_total not in (None, "") else price * qty
+    if abs(row) >= AMOUNT_LIMIT:
+        raise UnreadablePayload("items[].row_total (price x quantity) is out of range")
     options = _obj(item.get("product_option"))
     return SalesLine(
         line_id=line_id,
@@ -386,7 +271,7 @@ def _customer(entity: Mapping[str, Any], order: Mapping[str, Any] | None) -> Cus
 
 def _common(entity: Mapping[str, Any], kind: str, currency: str, order: Mapping[str, Any] | None) -> dict[str, Any]:
     entity_id = _entity_id(entity)
-    increment_id = _text(entity.get("increment_id"))
+    increment_id = _id(entity.get("increment_id"), field="increment_id")
     if not entity_id and not increment_id:
         raise UnreadablePayload(f"the {kind} has neither entity_id nor increment_id")
     base = _text(entity.get("base_currency_code") or (order or {}).get("base_currency_code")).upper()
@@ -468,7 +353,7 @@ def _order_child_document(
     order = order or (entity.get("order") if isinstance(entity.get("order"), dict) else None)
     currency = _currency(entity, order)
     common = _common(entity, kind, currency, order)
-    order_id = _text(entity.get("order_id") or (order or {}).get("entity_id"))
+    order_id = _id(entity.get("order_id") or (order or {}).get("entity_id"), field="order_id")
     if not order_id:
         raise UnreadablePayload(f"the {noun} has no order_id")
     lines = _document_lines(_items(entity), currency)
@@ -490,8 +375,18 @@ def document_from_entity(kind: str, entity: Mapping[str, Any]) -> SalesDocument:
         CREDIT_MEMO: creditmemo_document,
     }
     try:
-        return builders[kind](entity)
+        document = builders[kind](entity)
     except UnreadablePayload:
         raise
-    except (KeyError, TypeError, AttributeError, ValueError) as exc:  # a shape we did not foresee
+    except (KeyError, TypeError, AttributeError, ValueError, ArithmeticError) as exc:  # a shape we did not foresee
         raise UnreadablePayload(f"the {kind} could not be read ({type(exc).__name__})") from exc
+    _amounts_in_range(document)
+    return document
+
+
+def _amounts_in_range(document: SalesDocument) -> None:
+    """Every amount of the document, given or computed (a row total is price x quantity), below AMOUNT_LIMIT."""
+    for owner, where in ((document, ""), *((line, f"items[{n}].") for n, line in enumerate(document.lines))):
+        for name, value in vars(owner).items():
+            if isinstance(value, Decimal) and abs(value) >= AMOUNT_LIMIT:
+                raise UnreadablePayload(f"{where}{name} is out of range (at most 15 digits before the point)")

@@ -5,6 +5,9 @@ Three schemes, each with any number of active keys so keys can rotate without do
 * Adobe Commerce native: `x-adobe-commerce-webhook-signature` = base64(RSA-PKCS1v15-SHA256 over
   base64(raw body)) (Commerce signs Base64Json::serialize(payload) with openssl_sign, SHA-256);
 * Adobe I/O Events: `x-adobe-digital-signature-1`/`-2`, base64 RSA-SHA256 over the raw body; either verifies.
+  Adobe signs every customer's events with the same key pairs, so a verified signature only proves Adobe sent
+  the event: it must also be addressed to the key's recipient client id (`recipientclientid`, formerly
+  `recipient_client_id`) and, when the key names one, come from its provider (`source` `urn:uuid:<id>`).
 
 Keys are parsed once per connection and cached in-process for a few seconds, so a request never parses a PEM.
 """
@@ -17,9 +20,11 @@ import hashlib
 import hmac
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
+import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
@@ -33,12 +38,17 @@ ADOBE_SIGNATURE_HEADER = "x-adobe-commerce-webhook-signature"
 IO_SIGNATURE_HEADERS = ("x-adobe-digital-signature-1", "x-adobe-digital-signature-2")
 
 
+# Why a delivery was refused, as DeliveryRejection counts it.
+BAD_SIGNATURE, WRONG_RECIPIENT = "bad_signature", "wrong_recipient"
+
+
 @dataclass(frozen=True)
 class Verification:
     ok: bool
     scheme: str = ""
     key_label: str = ""
-    reason: str = ""
+    reason: str = ""  # for the rejection counter and the logs; never sent back to the caller
+    refusal: str = BAD_SIGNATURE  # when not ok: bad_signature, or wrong_recipient (signed by Adobe, not for us)
 
     @property
     def summary(self) -> str:
@@ -120,18 +130,42 @@ class AdobeRsaVerifier(_RsaVerifier):
         return "" if self._verify(signature, message) else "RSA signature does not verify"
 
 
+NOT_FOR_US = "the I/O event is addressed to another recipient"
+
+
 class IoEventsVerifier(_RsaVerifier):
     scheme = WebhookKey.Scheme.IO_EVENTS
 
-    def check(self, body: bytes, meta: Mapping[str, str]) -> str:
+    def __init__(self, *, label: str, key: RSAPublicKey, recipient_client_id: str, provider_id: str = "") -> None:
+        super().__init__(label=label, key=key)
+        self.recipient_client_id = recipient_client_id
+        self.source = f"urn:uuid:{provider_id}" if provider_id else ""
+
+    def check(self, body: bytes, meta: Mapping[str, str], event: Callable[[], dict[str, Any] | None]) -> str:
         values = [meta.get(_meta_name(h)) for h in IO_SIGNATURE_HEADERS]
         if not any(values):
             return "missing x-adobe-digital-signature-1/-2 headers"
         for value in values:
             signature = _b64decode(value) if value else None
             if signature is not None and self._verify(signature, body):
-                return ""
+                return self.addressee_problem(event())
         return "I/O Events signature does not verify"
+
+    def addressee_problem(self, event: dict[str, Any] | None) -> str:
+        """'' when the event is addressed to this key's registration (and provider), else NOT_FOR_US...: the
+        new field name first (the deprecated `recipient_client_id` goes away by the end of 2026)."""
+        if event is None:
+            return f"{NOT_FOR_US} (the body is not a JSON object)"
+        recipient = event.get("recipientclientid")
+        if recipient is None:
+            recipient = event.get("recipient_client_id")
+        if not isinstance(recipient, str) or not hmac.compare_digest(
+            recipient.encode(), self.recipient_client_id.encode()
+        ):
+            return f"{NOT_FOR_US} (recipientclientid {str(recipient)[:64]!r})"
+        if self.source and event.get("source") != self.source:
+            return f"{NOT_FOR_US} (source {str(event.get('source'))[:80]!r} is not the key's provider)"
+        return ""
 
 
 Verifier = HmacVerifier | AdobeRsaVerifier | IoEventsVerifier
@@ -154,17 +188,42 @@ class KeyRing:
             return Verification(False, reason="the connection has no active verification key")
         reasons: list[str] = []
         adobe_message: bytes | None = None
+        event = _EventOnce(body)
         for verifier in self.verifiers:
             if isinstance(verifier, AdobeRsaVerifier):
                 adobe_message = adobe_message or base64.b64encode(body)
                 reason = verifier.check(body, meta, signed=adobe_message)
+            elif isinstance(verifier, IoEventsVerifier):
+                reason = verifier.check(body, meta, event)
             else:
                 reason = verifier.check(body, meta)
             if not reason:
                 return Verification(True, scheme=str(verifier.scheme), key_label=verifier.label)
             if reason not in reasons:
                 reasons.append(reason)
-        return Verification(False, reason="; ".join(reasons)[:200])
+        refusal = WRONG_RECIPIENT if any(r.startswith(NOT_FOR_US) for r in reasons) else BAD_SIGNATURE
+        return Verification(False, reason="; ".join(reasons)[:200], refusal=refusal)
+
+
+class _EventOnce:
+    """The body as a JSON object, parsed at most once and only for an I/O Events key whose signature verified
+    (the recipient check): orjson, which refuses deep nesting with an error instead of recursing; anything it
+    cannot read is None (then the event is not shown to be ours, and is refused)."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+        self.parsed = False
+        self.value: dict[str, Any] | None = None
+
+    def __call__(self) -> dict[str, Any] | None:
+        if not self.parsed:
+            self.parsed = True
+            try:
+                value = orjson.loads(self.body)
+            except Exception:  # an unreadable body is simply not an event addressed to us
+                value = None
+            self.value = value if isinstance(value, dict) else None
+        return self.value
 
 
 def build_verifier(key: WebhookKey) -> Verifier:
@@ -185,7 +244,14 @@ def build_verifier(key: WebhookKey) -> Verifier:
     if key.scheme == WebhookKey.Scheme.ADOBE_RSA:
         return AdobeRsaVerifier(label=label, key=public)
     if key.scheme == WebhookKey.Scheme.IO_EVENTS:
-        return IoEventsVerifier(label=label, key=public)
+        if not key.recipient_client_id.strip():
+            raise ValueError("I/O Events key without the recipient client id of its registration")
+        return IoEventsVerifier(
+            label=label,
+            key=public,
+            recipient_client_id=key.recipient_client_id.strip(),
+            provider_id=key.provider_id.strip(),
+        )
     raise ValueError(f"unknown scheme {key.scheme!r}")
 
 

@@ -1,22 +1,26 @@
 """The Commerce webhook receiver: POST /webhooks/commerce/<slug>/.
 
 Commerce webhooks are synchronous (the checkout waits) and never retried by Commerce: answer in milliseconds,
-store before answering, refuse anything unsigned. A plain Django view on purpose: the raw body is needed for
-the signatures, and every millisecond here is a millisecond of somebody's checkout.
+store before answering, refuse anything unsigned. The door proves who sent the bytes and keeps them; a worker
+reads them (commerce.deliveries.delivery_record), so nothing in an odd document can cost Commerce an answer.
 
 Order of checks: method (405), connection (404, the same answer for unknown and disabled), declared size (413,
-before reading a byte), read at most limit+1 bytes (413), JSON (400), the I/O Events challenge, signature (401),
-then store and answer 200 {"op":"success"}. Every refusal is a JSON body naming the problem.
+before reading a byte), read at most limit+1 bytes (413), signature over the raw bytes (401; for I/O Events also
+the recipient), then one INSERT of the delivery and 200 {"op":"success"}. The body is not parsed, except a small
+unsigned one on a connection with an I/O Events key, to see whether it is exactly a registration step. Every
+refusal is a JSON body naming the problem (never a header name or key detail: those go to the counters).
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import re
+import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import orjson
 from django.conf import settings
@@ -30,9 +34,9 @@ from django.views.decorators.csrf import csrf_exempt
 
 from core.redaction import MASK, is_secret_name, redact
 
-from .deliveries import delivery_accept, rejection_count
+from .deliveries import delivery_store
 from .models import DeliveryRejection
-from .payloads import is_challenge
+from .rejections import rejection_count
 from .verifiers import IO_SIGNATURE_HEADERS, Receiver, receiver_get, receiver_refresh_after_failure
 
 logger = logging.getLogger(__name__)
@@ -58,6 +62,14 @@ KEPT_HEADERS = (
 )
 SUCCESS = b'{"op":"success"}'
 NOT_FOUND = {"error": "not_found", "message": "No enabled connection has this webhook address."}
+# The I/O Events registration steps, the one unsigned thing answered: GET ?challenge=<token> is echoed; a POST
+# of exactly {"validationUrl": "https://csm.adobe.io/..."} (Adobe's fallback when the GET was not answered) is
+# acknowledged and logged for a person to open it. Both only on a connection with an I/O Events key.
+CHALLENGE = re.compile(r"[A-Za-z0-9._~:-]{1,128}")
+REGISTRATION_MAX_BYTES = 1024
+VALIDATION_HOST = "csm.adobe.io"
+BAD_SIGNATURE = "The signature is missing or does not verify with this connection's keys."
+WRONG_RECIPIENT = "The event is not addressed to this connection's I/O Events registration."
 
 
 def _refuse(status: int, error: str, message: str, **headers: str) -> JsonResponse:
@@ -112,17 +124,93 @@ def _read_body(request: HttpRequest, limit: int) -> bytes | None:
     return b""
 
 
-def _parse_json(body: bytes) -> Any:
-    """orjson parses a delivery several times faster than json; what it refuses but the standard library reads
-    (a UTF-8 byte order mark, UTF-16) still gets the standard library's reading, not a 400."""
+def _query(request: HttpRequest, name: str) -> str:
+    """One query parameter, without building request.GET for the usual empty query string."""
+    query = request.META.get("QUERY_STRING", "")
+    if not query:
+        return ""
+    values = parse_qs(query, max_num_fields=20).get(name)
+    return values[0] if values else ""
+
+
+def _registration_step(body: bytes) -> dict[str, str] | None:
+    """A small unsigned body that is exactly an I/O Events registration step, else None. orjson only: it
+    refuses deep nesting with an error instead of recursing."""
+    if len(body) > REGISTRATION_MAX_BYTES:
+        return None
     try:
-        return orjson.loads(body)
+        value = orjson.loads(body)
     except orjson.JSONDecodeError:
-        return json.loads(body)
+        return None
+    if not isinstance(value, dict) or list(value) != ["validationUrl"] or not isinstance(value["validationUrl"], str):
+        return None
+    url = urlsplit(value["validationUrl"])
+    if url.scheme != "https" or url.hostname != VALIDATION_HOST or url.port is not None:
+        return None
+    return {"validationUrl": value["validationUrl"]}
 
 
-def _challenge(value: str) -> JsonResponse:
-    return JsonResponse({"challenge": value[:1000]})
+_logged_at: dict[int, float] = {}
+_logged_lock = threading.Lock()
+
+
+def _registration_logged(connection_id: int, url: str) -> None:
+    """Log the validation URL a person must open (within 5 minutes), at most once a minute per connection."""
+    now = time.monotonic()
+    with _logged_lock:
+        if now - _logged_at.get(connection_id, -60.0) < 60.0:
+            return
+        _logged_at[connection_id] = now
+    logger.warning(
+        "Adobe I/O Events asks to validate a webhook registration: open %s within 5 minutes",
+        url[:500],
+        extra={"connection_id": connection_id},
+    )
+
+
+NO_VERIFIER = "This connection has no active verification key, so every delivery is refused."
+
+
+def _signature_refused(
+    request: HttpRequest, receiver: Receiver, body: bytes, reason: str, refusal: str
+) -> HttpResponse:
+    """401, counted (with the verifier's reason, which may name a header: only the counter sees it); or the one
+    unsigned thing answered, an I/O Events registration step."""
+    connection = receiver.connection
+    if "io_events" in receiver.keyring.schemes and (step := _registration_step(body)) is not None:
+        _registration_logged(connection.pk, step["validationUrl"])
+        return HttpResponse(SUCCESS, content_type="application/json")
+    if not receiver.keyring:
+        code, message = DeliveryRejection.Reason.NO_VERIFIER, NO_VERIFIER
+    elif refusal == DeliveryRejection.Reason.WRONG_RECIPIENT:
+        code, message = DeliveryRejection.Reason.WRONG_RECIPIENT, WRONG_RECIPIENT
+    else:
+        code, message = DeliveryRejection.Reason.BAD_SIGNATURE, BAD_SIGNATURE
+    rejection_count(connection_id=connection.pk, reason=code, source_ip=_client_ip(request), detail=reason)
+    return _refuse(401, str(code), message)
+
+
+def _challenge_answer(request: HttpRequest, receiver: Receiver) -> HttpResponse:
+    """Adobe I/O Events registration: GET ?challenge=<token> is echoed, on a connection with an I/O Events key."""
+    challenge = _query(request, "challenge")
+    if challenge and "io_events" in receiver.keyring.schemes and CHALLENGE.fullmatch(challenge):
+        return JsonResponse({"challenge": challenge})
+    return _refuse(
+        405,
+        "method_not_allowed",
+        "Webhooks are POST; GET only answers an I/O Events challenge on a connection with an I/O Events key.",
+        Allow="POST",
+    )
+
+
+def _too_large(request: HttpRequest, receiver: Receiver, limit: int, detail: str) -> HttpResponse:
+    rejection_count(
+        connection_id=receiver.connection.pk,
+        reason=DeliveryRejection.Reason.TOO_LARGE,
+        source_ip=_client_ip(request),
+        detail=detail,
+    )
+    return _refuse(413, "too_large", f"The body is over the {limit}-byte limit.")
 
 
 @csrf_exempt
@@ -140,51 +228,19 @@ def commerce_webhook(request: HttpRequest, slug: str) -> HttpResponse:
     receiver = receiver_get(slug)
     if receiver is None:
         rejection_count(
-            connection=None,
+            connection_id=None,
             reason=DeliveryRejection.Reason.UNKNOWN_CONNECTION,
             source_ip=_client_ip(request),
             detail=slug[:64],
         )
         return JsonResponse(NOT_FOUND, status=404)
-    connection = receiver.connection
-
     if method == "GET":
-        # Adobe I/O Events registration: GET ?challenge=... must be echoed.
-        challenge = request.GET.get("challenge")
-        if challenge and "io_events" in receiver.keyring.schemes:
-            return _challenge(challenge)
-        return _refuse(
-            405,
-            "method_not_allowed",
-            "Webhooks are POST; GET only answers an I/O Events challenge on a connection with an I/O Events key.",
-            Allow="POST",
-        )
-
+        return _challenge_answer(request, receiver)
     if declared > limit:
-        rejection_count(
-            connection=connection,
-            reason=DeliveryRejection.Reason.TOO_LARGE,
-            source_ip=_client_ip(request),
-            detail=f"declared {declared} bytes",
-        )
-        return _refuse(413, "too_large", f"The body is over the {limit}-byte limit.")
+        return _too_large(request, receiver, limit, f"declared {declared} bytes")
     body = _read_body(request, limit)
     if body is None or len(body) > limit:
-        rejection_count(
-            connection=connection,
-            reason=DeliveryRejection.Reason.TOO_LARGE,
-            source_ip=_client_ip(request),
-            detail="chunked body over the limit",
-        )
-        return _refuse(413, "too_large", f"The body is over the {limit}-byte limit.")
-    try:
-        payload = _parse_json(body)
-    except (ValueError, UnicodeDecodeError):
-        rejection_count(connection=connection, reason=DeliveryRejection.Reason.NOT_JSON, source_ip=_client_ip(request))
-        return _refuse(400, "not_json", "The body is not JSON.")
-
-    if is_challenge(payload) and "io_events" in receiver.keyring.schemes:
-        return _challenge(payload["challenge"])
+        return _too_large(request, receiver, limit, "chunked body over the limit")
 
     verification = receiver.keyring.verify(body, request.META)
     if not verification.ok and receiver.keyring:
@@ -193,36 +249,18 @@ def commerce_webhook(request: HttpRequest, slug: str) -> HttpResponse:
             receiver = fresher
             verification = receiver.keyring.verify(body, request.META)
     if not verification.ok:
-        no_key = not receiver.keyring
-        rejection_count(
-            connection=connection,
-            reason=DeliveryRejection.Reason.NO_VERIFIER if no_key else DeliveryRejection.Reason.BAD_SIGNATURE,
-            source_ip=_client_ip(request),
-            detail=verification.reason,
-        )
-        message = (
-            "This connection has no active verification key, so every delivery is refused."
-            if no_key
-            else f"The signature does not verify: {verification.reason}."
-        )
-        return _refuse(401, "no_verifier" if no_key else "bad_signature", message)
+        return _signature_refused(request, receiver, body, verification.reason, verification.refusal)
 
-    outcome = delivery_accept(
-        connection=connection,
+    delivery_id = delivery_store(
+        connection_id=receiver.connection.pk,
         body=body,
-        payload=payload,
-        verification=verification,
+        verifier=verification.summary,
         headers=_kept_headers(request, receiver),
         request_id=request.META.get("HTTP_X_ADOBE_COMMERCE_REQUEST_ID", ""),
         source_ip=_client_ip(request),
-        event_hint=request.GET.get("event", ""),
+        event_hint=_query(request, "event"),
     )
-    logger.debug(
-        "delivery %s %s",
-        outcome.delivery_id,
-        outcome.status,
-        extra={"connection_id": connection.pk, "record_id": outcome.record_id},
-    )
+    logger.debug("delivery %s stored", delivery_id, extra={"connection_id": receiver.connection.pk})
     return HttpResponse(SUCCESS, content_type="application/json")
 
 
@@ -241,8 +279,8 @@ class WebhookFastPath:
     def __init__(self, django_application: Callable[..., Any]) -> None:
         self.django_application = django_application
         # Read at start-up, as Django's own middleware reads its settings.
-        self._security = SecurityMiddleware(lambda request: None)
-        self._frame_options = XFrameOptionsMiddleware(lambda request: None)
+        self._security = SecurityMiddleware(_never_called)
+        self._frame_options = XFrameOptionsMiddleware(_never_called)
         self._redirect_http = settings.SECURE_SSL_REDIRECT
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -265,9 +303,15 @@ class WebhookFastPath:
             )
         response = self._frame_options.process_response(request, self._security.process_response(request, response))
         response.headers["Content-Length"] = str(len(response.content))  # as CommonMiddleware: no chunked answer
-        response._resource_closers.append(request.close)  # response.close() ends the request (request_finished)
+        # response.close() ends the request (request_finished)
+        response._resource_closers.append(request.close)  # type: ignore[attr-defined]
         start_response(f"{response.status_code} {response.reason_phrase}", list(response.items()))
         return response
+
+
+def _never_called(request: HttpRequest) -> HttpResponse:
+    """The middleware's get_response: only their process_response is used here."""
+    raise AssertionError("not a middleware chain")
 
 
 def _is_secure(environ: dict[str, Any]) -> bool:

@@ -210,6 +210,7 @@ CELERY_TASK_DEFAULT_QUEUE = "sync"
 CELERY_TASK_ROUTES = {
     "connector.process_record": {"queue": "posting"},
     "connector.wake_records": {"queue": "posting"},
+    "commerce.delivery_record": {"queue": "posting"},
     "fusion.ship_journals": {"queue": "journals"},
 }
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
@@ -230,6 +231,11 @@ CONNECTOR_UNKNOWN_OUTCOME_DELAY_SECONDS = env.int("CONNECTOR_UNKNOWN_OUTCOME_DEL
 # The webhook receiver caches a connection and its parsed keys this long (a disabled connection or a new key takes
 # effect within it; a failed verification reloads sooner).
 CONNECTOR_WEBHOOK_CACHE_SECONDS = env.float("CONNECTOR_WEBHOOK_CACHE_SECONDS", default=5.0)
+# Refused webhook requests are counted in memory and written to the rejection counters this often (per process).
+CONNECTOR_REJECTION_FLUSH_SECONDS = env.float("CONNECTOR_REJECTION_FLUSH_SECONDS", default=5.0)
+# A stored delivery no worker has read after this long (a lost wake-up, a broker that was down) is read on the
+# relay's next run.
+CONNECTOR_DELIVERY_GRACE_SECONDS = env.int("CONNECTOR_DELIVERY_GRACE_SECONDS", default=15)
 # The Commerce backfill re-reads this much before its watermark (Commerce stamps updated_at at transaction start),
 # looks this far back on a connection's first run, and stops a run after this many pages or seconds (well inside
 # CELERY_TASK_SOFT_TIME_LIMIT); the next run carries on from the watermark.

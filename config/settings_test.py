@@ -23,3 +23,6 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {}
 AXES_ENABLED = os.environ.get("TEST_AXES_ENABLED", "0") == "1"
 # Static files are not collected for tests: serve nothing through WhiteNoise.
 MIDDLEWARE = [m for m in MIDDLEWARE if m != "whitenoise.middleware.WhiteNoiseMiddleware"]  # noqa: F405
+# Refusal counters are written by the tests themselves (commerce.rejections.rejections_flush), never by the
+# background thread, whose own database connection would see none of a test's uncommitted rows.
+CONNECTOR_REJECTION_FLUSH_SECONDS = float(os.environ.get("TEST_REJECTION_FLUSH_SECONDS", "86400"))

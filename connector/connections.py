@@ -21,7 +21,18 @@ SECRET_MASK = "***"
 
 # Runtime state and timestamps are not configuration: neither the admin form nor a document sets them.
 CONNECTION_RUNTIME_FIELDS = ("id", "commerce_backfill_watermark", "fusion_sync_watermark", "created_at", "updated_at")
-WEBHOOK_KEY_FIELDS = ("scheme", "label", "active", "secret", "public_key", "header_name", "encoding", "prefix")
+WEBHOOK_KEY_FIELDS = (
+    "scheme",
+    "label",
+    "active",
+    "secret",
+    "public_key",
+    "header_name",
+    "encoding",
+    "prefix",
+    "recipient_client_id",
+    "provider_id",
+)
 WEBHOOK_KEY_SECRET_FIELDS = ("secret",)
 
 

@@ -257,6 +257,20 @@ class WebhookKey(models.Model):
     header_name = models.CharField(max_length=100, blank=True, default="X-Commerce-Signature")
     encoding = models.CharField(max_length=8, choices=Encoding.choices, default=Encoding.HEX)
     prefix = models.CharField(max_length=32, blank=True, help_text="e.g. sha256=")
+    # Adobe signs every customer's I/O events with the same key pairs: the signature proves Adobe sent the
+    # event, not that it is ours. The event's recipient client id (and, when set, its provider) must match.
+    recipient_client_id = models.CharField(
+        max_length=255,
+        blank=True,
+        help_text="I/O Events keys: the client id of the Developer Console credential whose event registration "
+        "this is (events carry it as recipientclientid). Required: an event for another recipient is refused.",
+    )
+    provider_id = models.CharField(
+        max_length=255,
+        blank=True,
+        help_text="I/O Events keys, optional: the Commerce event provider id; events must then come from "
+        "urn:uuid:<provider id>.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -271,6 +285,10 @@ class WebhookKey(models.Model):
     def clean(self) -> None:
         if self.scheme == self.Scheme.HMAC and not self.secret:
             raise ValidationError({"secret": "An HMAC key needs its shared secret."})
+        if self.scheme == self.Scheme.IO_EVENTS and not self.recipient_client_id.strip():
+            raise ValidationError(
+                {"recipient_client_id": "An I/O Events key needs the recipient client id of its registration."}
+            )
         if self.scheme in (self.Scheme.ADOBE_RSA, self.Scheme.IO_EVENTS):
             from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
@@ -283,6 +301,9 @@ class WebhookKey(models.Model):
 # An order known by its number only: "before" hooks fire before Commerce saves the order, so it has no entity
 # id yet. Its record is keyed "#<increment id>" until Commerce confirms the order.
 PLACEHOLDER_PREFIX = "#"
+# A signed document that could not be read is parked as a record keyed "!<hash>" (of the document's kind and
+# id, or of the body): no Commerce id starts with it, so it never takes the place of a real document.
+UNREADABLE_PREFIX = "!"
 
 
 class Record(models.Model):
@@ -293,6 +314,7 @@ class Record(models.Model):
         ORDER = "order", "Order"
         INVOICE = "invoice", "Invoice"
         CREDIT_MEMO = "creditmemo", "Credit memo"
+        UNKNOWN = "unknown", "Unknown (unreadable)"
 
     class State(models.TextChoices):
         RECEIVED = "received", "Received"

@@ -3,7 +3,6 @@ Each state change writes its audit event in the same transaction."""
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import random
@@ -14,18 +13,16 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection as db_connection
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from audit.services import audit_record
+from audit.services import audit_record, audit_record_many
 from core.errors import OutcomeUnknownError
-from core.rows import JsonText, insert_row
 
 from .documents import SalesDocument
-from .models import Connection, Record
+from .models import UNREADABLE_PREFIX, Connection, Record
 
 logger = logging.getLogger(__name__)
 
@@ -56,59 +53,129 @@ def record_accept(
     actor: Any = "system:webhook",
     correlation_id: str = "",
 ) -> Accepted:
-    """Create the record for (connection, kind, entity) or attach to the existing one. Must be called inside
-    the caller's transaction; the caller wakes a worker on commit when `created`."""
+    """Create the record for (connection, kind, entity) or attach to the existing one (the unique constraint
+    decides, also between concurrent workers), with its audit event. The caller wakes a worker on commit when
+    `created`."""
     fields = record_fields(connection=connection, document=document, source=source)
-    now = timezone.now()
-    sql, params = record_insert_statement(fields, now=now)
-    with db_connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-    created = row is not None
-    if row is not None:
-        record = Record(pk=row[0], created_at=now, updated_at=now, **fields)
-        record.connection = connection  # cached: callers read it
-    else:
-        record = Record.objects.get(connection=connection, kind=document.kind, commerce_entity_id=document.entity_id)
+    record, created = _record_insert(connection, fields)
     event = record_received_event(document=document, source=source, created=created)
     audit_record(actor=actor, connection=connection, target=record, correlation_id=correlation_id, **event)
     return Accepted(record=record, created=created)
 
 
-def record_insert_statement(
-    fields: dict[str, Any], *, unless_placeholder: str = "", returning: bool = True, now: datetime | None = None
-) -> tuple[str, list[Any]]:
-    """`INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING id` for a new record with these `record_fields`:
-    one statement, no savepoint, on the hot path of every webhook (PostgreSQL and SQLite 3.35+ both speak it).
-    It inserts nothing when the document is already known (a concurrent insert of the same document waits for
-    the other transaction, then finds it), nor when `unless_placeholder` names an order placeholder record
-    that exists (that record must take the document's entity id instead; the caller's slow path does that)."""
-    columns, expressions, values = insert_row(Record, fields, now=now)
-    if unless_placeholder:
-        values += [fields["connection_id"], fields["kind"], unless_placeholder]
-    return _record_insert_sql(columns, expressions, bool(unless_placeholder), returning), values
-
-
-@functools.cache
-def _record_insert_sql(columns: str, expressions: str, guarded: bool, returning: bool) -> str:
-    table = db_connection.ops.quote_name(Record._meta.db_table)
-    guard = "1 = 1"
-    if guarded:
-        guard = (
-            f"NOT EXISTS (SELECT 1 FROM {table} WHERE connection_id = %s AND kind = %s "  # noqa: S608
-            "AND commerce_entity_id = %s)"
+def record_accept_many(
+    *,
+    connection: Connection,
+    documents: list[tuple[SalesDocument, str]],
+    source: str = Record.Source.WEBHOOK,
+    actor: str = "system:webhook",
+) -> list[Accepted]:
+    """record_accept for a batch of (document, correlation id) of one connection: one look-up of the documents
+    already known, one INSERT of the new records and one of their audit events, in the caller's transaction.
+    A document twice in the batch is a duplicate of its first. Raises IntegrityError when another transaction
+    created one of them meanwhile (the caller then accepts them one by one)."""
+    keys = {(document.kind, document.entity_id) for document, _ in documents}
+    known = {
+        (kind, entity_id): pk
+        for kind, entity_id, pk in Record.objects.filter(
+            connection_id=connection.pk, commerce_entity_id__in={entity_id for _, entity_id in keys}
+        ).values_list("kind", "commerce_entity_id", "pk")
+        if (kind, entity_id) in keys
+    }
+    new: dict[tuple[str, str], Record] = {}
+    for document, _ in documents:
+        key = (document.kind, document.entity_id)
+        if key not in known and key not in new:
+            new[key] = Record(**record_fields(connection=connection, document=document, source=source))
+    if new:
+        with transaction.atomic():
+            Record.objects.bulk_create(list(new.values()))
+    accepted, events, first = [], [], set()
+    for document, correlation_id in documents:
+        key = (document.kind, document.entity_id)
+        created = key in new and key not in first
+        first.add(key)
+        record = new[key] if key in new else Record(pk=known[key], connection_id=connection.pk, kind=document.kind)
+        record.connection = connection
+        accepted.append(Accepted(record=record, created=created))
+        event = record_received_event(document=document, source=source, created=created)
+        events.append(
+            {**event, "actor": actor, "connection": connection, "target": record, "correlation_id": correlation_id}
         )
-    return (
-        f"INSERT INTO {table} ({columns}) SELECT {expressions} WHERE {guard} "  # noqa: S608
-        "ON CONFLICT (connection_id, kind, commerce_entity_id) DO NOTHING" + (" RETURNING id" if returning else "")
+    audit_record_many(events)
+    return accepted
+
+
+def record_unreadable(
+    *,
+    connection: Connection,
+    kind: str | None,
+    key: str,
+    reason: str,
+    source: str,
+    actor: Any,
+    number: str = "",
+    correlation_id: str = "",
+    data: dict[str, Any] | None = None,
+) -> Accepted:
+    """A signed document that cannot be read (an unknown shape, an amount or id the columns cannot hold) as a
+    record parked for review with the reason, keyed UNREADABLE_PREFIX + `key` so it never takes a real
+    document's place; the same key again attaches to it. Nothing is posted from it: a person reads the delivery
+    and has Commerce send the document again, or marks the record ignored."""
+    hint = (
+        "Resolution: read the delivery (Commerce > Deliveries) or the document in Commerce; once Commerce sends "
+        "a readable version (save the document again, or the backfill reads it), mark this record ignored."
     )
+    fields = {
+        "connection_id": connection.pk,
+        "kind": kind if kind in Record.Kind.values else Record.Kind.UNKNOWN,
+        "commerce_entity_id": f"{UNREADABLE_PREFIX}{key}"[:64],
+        "commerce_number": number if len(number) <= 64 else "",
+        "source": source,
+        "document": {"unreadable": reason[:2000], **(data or {})},
+        "state": Record.State.NEEDS_REVIEW,
+        "last_error": f"Unreadable: {reason}"[:4000],
+        "resolution_hint": hint,
+    }
+    record, created = _record_insert(connection, fields)
+    audit_record(
+        action="record.unreadable" if created else "record.duplicate",
+        actor=actor,
+        connection=connection,
+        target=record,
+        outcome=AuditEvent.Outcome.FAILURE if created else AuditEvent.Outcome.INFO,
+        message=f"Signed {fields['kind']} could not be read, parked for review: {reason}"
+        if created
+        else f"Unreadable {fields['kind']} already parked; nothing new created",
+        data={"source": source, "reason": reason[:2000], **(data or {})},
+        correlation_id=correlation_id,
+    )
+    return Accepted(record=record, created=created)
 
 
-def record_fields(
-    *, connection: Connection, document: SalesDocument, source: str, serialised: bool = False
-) -> dict[str, Any]:
-    """A new record's field values (by attname) for a document: for Record(**fields) or record_insert_statement
-    (`serialised`: the document as JSON text, which only record_insert_statement takes)."""
+def _record_insert(connection: Connection, fields: dict[str, Any]) -> tuple[Record, bool]:
+    """(the record, created?): a new row in a savepoint, or the one the unique constraint says exists (a
+    concurrent insert of the same document waits for the other transaction, then finds it)."""
+    record = Record(**fields)
+    try:
+        with transaction.atomic():
+            record.save(force_insert=True)
+    except IntegrityError:
+        existing = Record.objects.filter(
+            connection_id=fields["connection_id"], kind=fields["kind"], commerce_entity_id=fields["commerce_entity_id"]
+        ).first()
+        if existing is None:
+            raise
+        record = existing
+        created = False
+    else:
+        created = True
+    record.connection = connection  # cached: callers read it
+    return record, created
+
+
+def record_fields(*, connection: Connection, document: SalesDocument, source: str) -> dict[str, Any]:
+    """A new record's field values (by attname) for a document."""
     return {
         "connection_id": connection.pk,
         "kind": document.kind,
@@ -116,7 +183,7 @@ def record_fields(
         "commerce_number": document.increment_id,
         "commerce_order_id": document.order_entity_id,
         "source": source,
-        "document": JsonText(document.to_json_text()) if serialised else document.to_json(),
+        "document": document.to_json(),
         "document_date": document.created_at,
         "grand_total": document.grand_total,
         "currency": document.currency,
@@ -124,7 +191,7 @@ def record_fields(
 
 
 def record_received_event(*, document: SalesDocument, source: str, created: bool = True) -> dict[str, Any]:
-    """The audit event of a record's arrival (or of a duplicate), for audit_record or audit_insert_from."""
+    """The audit event of a record's arrival (or of a duplicate), for audit_record."""
     return {
         "action": "record.received" if created else "record.duplicate",
         "target_type": Record._meta.label_lower,

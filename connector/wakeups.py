@@ -1,5 +1,6 @@
-"""Wake-ups: messages that tell a worker to look at a record. Sent by task name, so nothing below `sync` imports
-a task module; losing one is harmless, since the relay finds due records in Postgres."""
+"""Wake-ups: messages that tell a worker to look at a record, or to read a stored webhook delivery. Sent by task
+name, so nothing below `sync` imports a task module; losing one is harmless, since the relay finds due records
+and unread deliveries in Postgres."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Callable
 
 from celery import current_app
 
@@ -17,6 +19,11 @@ logger = logging.getLogger(__name__)
 PROCESS_RECORD = "connector.process_record"
 WAKE_RECORDS = "connector.wake_records"
 REFRESH_REFERENCE = "fusion.refresh_reference"
+DELIVERY_RECORD = "commerce.delivery_record"
+# Reading a stored delivery into its record takes milliseconds; posting a record can wait on Fusion for seconds.
+# Both are on the "posting" queue: a record's wake-up goes at a lower priority (Redis takes 0 first, then 3, 6,
+# 9), so deliveries are read, and their records exist, while a backlog of postings waits behind them.
+RECORD_PRIORITY = 6
 
 
 def task_send(name: str, *args: object) -> bool:
@@ -34,20 +41,44 @@ def record_wake(*, record_id: int) -> None:
     records_wake(record_ids=[record_id])
 
 
-def records_wake(*, record_ids: list[int]) -> None:
+def records_wake(*, record_ids: list[int]) -> bool:
     """Wake workers for these records: one message per record, or, for many, one message that a worker fans
-    out (publishing costs the sender CPU; the web process should pay for one message, not hundreds)."""
+    out (publishing costs the sender CPU; the web process should pay for one message, not hundreds). False
+    when the broker is unavailable."""
     if not record_ids:
-        return
+        return True
     try:
         if len(record_ids) == 1:
-            current_app.send_task(PROCESS_RECORD, args=[record_ids[0]], retry=False)
+            current_app.send_task(PROCESS_RECORD, args=[record_ids[0]], retry=False, priority=RECORD_PRIORITY)
         else:
-            current_app.send_task(WAKE_RECORDS, args=[list(record_ids)], retry=False)
+            current_app.send_task(WAKE_RECORDS, args=[list(record_ids)], retry=False, priority=RECORD_PRIORITY)
     except Exception:  # broker down: the relay will pick the records up
         logger.warning(
             "Broker unavailable; %s record(s) wait for the relay", len(record_ids), extra={"record_ids": record_ids}
         )
+        return False
+    return True
+
+
+def deliveries_wake(*, delivery_ids: list[int]) -> bool:
+    """Ask a worker to read these stored deliveries into records: one message for the batch. Losing it is
+    harmless: the relay finds unread deliveries in Postgres. False when the broker is unavailable."""
+    if not delivery_ids:
+        return True
+    try:
+        current_app.send_task(DELIVERY_RECORD, args=[list(delivery_ids)], retry=False)
+    except Exception:  # broker down: the relay will pick the deliveries up
+        logger.warning("Broker unavailable; %s delivery(ies) wait for the relay", len(delivery_ids))
+        return False
+    return True
+
+
+def _send_records(ids: list[int]) -> bool:
+    return records_wake(record_ids=ids)
+
+
+def _send_deliveries(ids: list[int]) -> bool:
+    return deliveries_wake(delivery_ids=ids)
 
 
 class _Waker:
@@ -63,7 +94,10 @@ class _Waker:
     # process, five publishes a second instead of twenty.
     LINGER_SECONDS = 0.2
 
-    def __init__(self) -> None:
+    def __init__(self, send: Callable[[list[int]], bool] = _send_records, *, name: str = "commerce-wake") -> None:
+        self._send = send
+        self._name = name
+        self._sent_before = False
         self._queue: queue.Queue[int] = queue.Queue(maxsize=10_000)
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -75,13 +109,14 @@ class _Waker:
         self._queue = queue.Queue(maxsize=10_000)
         self._lock = threading.Lock()
         self._thread = None
+        self._sent_before = False
 
-    def wake(self, record_id: int) -> None:
+    def wake(self, item_id: int) -> None:
         if time.monotonic() < self.skip_until:
             return
         self._ensure_thread()
-        with contextlib.suppress(queue.Full):  # a full queue: the relay will find the record
-            self._queue.put_nowait(record_id)
+        with contextlib.suppress(queue.Full):  # a full queue: the relay will find it
+            self._queue.put_nowait(item_id)
 
     def flush(self, timeout: float = 10.0) -> None:
         """Wait until queued wake-ups are sent (tests, shutdown)."""
@@ -94,7 +129,7 @@ class _Waker:
             return
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="commerce-wake", daemon=True)
+                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
                 self._thread.start()
 
     def _run(self) -> None:
@@ -113,18 +148,28 @@ class _Waker:
             try:
                 if time.monotonic() >= self.skip_until:
                     started = time.monotonic()
-                    records_wake(record_ids=batch)  # logs and swallows a broker error
-                    if time.monotonic() - started > self.SLOW_SECONDS:
+                    sent = self._send(batch)  # logs and swallows a broker error
+                    # A failed publish, or a slow one once connected (the first also connects), means the broker
+                    # is down or struggling: leave the next few seconds to the relay.
+                    slow = time.monotonic() - started > self.SLOW_SECONDS and self._sent_before
+                    if not sent or slow:
                         self.skip_until = time.monotonic() + self.SKIP_SECONDS
+                    self._sent_before = self._sent_before or sent
             except Exception:  # never let the thread die
-                logger.exception("Wake-up of records %s failed", batch)
+                logger.exception("Wake-up of %s %s failed", self._name, batch)
             finally:
                 for _ in batch:
                     self._queue.task_done()
 
 
 waker = _Waker()
+# Deliveries: a shorter linger, since a record is made only after its delivery is read (the time from a 200 to
+# the record is the linger plus a worker's read); at a few hundred deliveries a second per web process it is
+# still ten publishes a second, not hundreds.
+delivery_waker = _Waker(_send_deliveries, name="delivery-wake")
+delivery_waker.LINGER_SECONDS = 0.1
 
 
 def wakeups_flush(timeout: float = 10.0) -> None:
     waker.flush(timeout)
+    delivery_waker.flush(timeout)

@@ -1,14 +1,18 @@
-"""The relay: wake records whose next attempt is due or whose lease expired. This is what makes a lost
-broker message (or a broker that was down at receipt) harmless."""
+"""The relay: wake records whose next attempt is due or whose lease expired, and have stored webhook deliveries
+that no worker read after a grace period read. This is what makes a lost broker message (or a broker that was
+down at receipt) harmless: the state is in Postgres, a message is only a wake-up."""
 
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
+from django.conf import settings
 from django.core.cache import cache
 
+from commerce.deliveries import deliveries_unread
 from connector.selectors import due_record_ids
-from connector.wakeups import record_wake
+from connector.wakeups import deliveries_wake, record_wake
 
 logger = logging.getLogger(__name__)
 
@@ -36,3 +40,27 @@ def relay_due(*, limit: int) -> int:
     if woken:
         logger.info("Relay woke %s due records", woken)
     return woken
+
+
+def _delivery_woken_key(delivery_id: int) -> str:
+    return f"relay:delivery:{delivery_id}"
+
+
+def relay_deliveries_picked_up(*, delivery_ids: list[int]) -> None:
+    """A worker is reading these deliveries: the relay may drive one again if it is still unread later."""
+    cache.delete_many([_delivery_woken_key(delivery_id) for delivery_id in delivery_ids])
+
+
+def relay_unread_deliveries(*, limit: int) -> int:
+    """Deliveries stored more than CONNECTOR_DELIVERY_GRACE_SECONDS ago that no worker has read: one message
+    for all of them (each id at most once per window until a worker picks it up)."""
+    grace = timedelta(seconds=settings.CONNECTOR_DELIVERY_GRACE_SECONDS)
+    ids = [
+        delivery_id
+        for delivery_id in deliveries_unread(older_than=grace, limit=limit)
+        if cache.add(_delivery_woken_key(delivery_id), 1, REWAKE_SECONDS)
+    ]
+    deliveries_wake(delivery_ids=ids)
+    if ids:
+        logger.info("Relay drove %s unread webhook deliveries", len(ids))
+    return len(ids)

@@ -4,14 +4,15 @@ schedules and queued messages name them), so they keep the names they were first
 from __future__ import annotations
 
 import logging
+import time
 
 from celery import Task, shared_task
 from django.conf import settings
 
 from commerce.backfill import backfill_run
-from commerce.deliveries import deliveries_purge
+from commerce.deliveries import deliveries_purge, deliveries_record, deliveries_unread_record
 from connector.models import Connection
-from connector.wakeups import record_wake
+from connector.wakeups import record_wake, records_wake
 from core.errors import ConnectorError
 from core.locks import single_run
 from fusion.journals import journals_ship
@@ -51,9 +52,39 @@ def wake_records(record_ids: list[int]) -> int:
     return len(record_ids)
 
 
+# A woken reader goes on with what else has arrived, this many at a time, for at most this long.
+READ_BATCH = 25
+READ_SECONDS = 5.0
+
+
+@shared_task(name="commerce.delivery_record", ignore_result=True)
+def read_deliveries(delivery_ids: list[int]) -> int:
+    """Stored webhook deliveries (a batch from one web process's wake-up, or from the relay) read into records in
+    one transaction, then whatever else is unread, a batch at a time for up to READ_SECONDS: a message is only a
+    wake-up, and one awake reader takes what has arrived meanwhile instead of leaving it to a message each. The
+    new records of each batch are woken once it is committed. Returns how many records were created. A delivery
+    another worker read already, or is reading, is skipped."""
+    relay.relay_deliveries_picked_up(delivery_ids=delivery_ids)
+    created = _wake_created(deliveries_record(delivery_ids))
+    until = time.monotonic() + READ_SECONDS
+    while time.monotonic() < until:
+        outcomes = deliveries_unread_record(limit=READ_BATCH)
+        created += _wake_created(outcomes)
+        if len(outcomes) < READ_BATCH:
+            break
+    return created
+
+
+def _wake_created(outcomes: list) -> int:
+    created = [o.record_id for o in outcomes if o.created and o.record_id is not None]
+    if created:
+        records_wake(record_ids=created)  # committed: the records exist for the worker that takes them
+    return len(created)
+
+
 @shared_task(name="connector.relay", ignore_result=True)
 def relay_due_records() -> int:
-    return relay.relay_due(limit=500)
+    return relay.relay_due(limit=500) + relay.relay_unread_deliveries(limit=500)
 
 
 @shared_task(name="commerce.backfill_all", ignore_result=True)

@@ -35,3 +35,13 @@ def clock(monkeypatch):
     now = {"t": time.time()}
     monkeypatch.setattr(http_clock, "now", lambda: now["t"])
     return now
+
+
+@pytest.fixture(autouse=True)
+def _no_refusals_carried_over():
+    """Refused webhook requests are counted in memory per process: none leaks from one test into another."""
+    from commerce.rejections import rejections
+
+    rejections.clear()
+    yield
+    rejections.clear()

@@ -55,6 +55,7 @@ class WebhookKeyInline(admin.StackedInline):
                     "secret",
                     ("header_name", "encoding", "prefix"),
                     "public_key",
+                    ("recipient_client_id", "provider_id"),
                     "created_at",
                 )
             },

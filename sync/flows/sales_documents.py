@@ -16,7 +16,7 @@ from commerce.client import CommerceClient
 from commerce.enrichment import record_enrich
 from commerce.payloads import order_document
 from commerce.search import SearchCriteria
-from connector.models import PLACEHOLDER_PREFIX, Connection, Record
+from connector.models import PLACEHOLDER_PREFIX, UNREADABLE_PREFIX, Connection, Record
 from connector.records import (
     record_claim,
     record_park,
@@ -128,6 +128,12 @@ def _check_fusion_tax(record: Record) -> None:
 
 def _post_document(record: Record) -> str:
     """The record's AR document in Fusion: settled by the invoice policy, or planned, checked and posted."""
+    if record.commerce_entity_id.startswith(UNREADABLE_PREFIX):
+        raise Parked(
+            f"Unreadable: {record.document.get('unreadable') or 'the delivery could not be read'}",
+            "Resolution: nothing can be posted from an unreadable document; once Commerce sends a readable "
+            "version (save the document again, or the backfill reads it), mark this record ignored.",
+        )
     if record.commerce_entity_id.startswith(PLACEHOLDER_PREFIX):
         return _confirm_placeholder(record)
     settled = _settle_by_policy(record)
@@ -230,9 +236,27 @@ def _create_in_fusion(record: Record, plan: PostingPlan, client: FusionApi) -> i
             record.posting_identities = [*record.posting_identities, identity.as_json()]
             Record.objects.filter(pk=record.pk).update(posting_identities=record.posting_identities)
 
+    def before_create(identity: invoices.Identity) -> None:
+        # Committed before the POST is sent: a worker that dies mid-POST leaves the attempt in the trail.
+        with transaction.atomic():
+            remember(identity)
+            audit_record(
+                action="record.post_attempt",
+                actor=ACTOR,
+                connection=record.connection_id,
+                target=record,
+                outcome=AuditEvent.Outcome.INFO,
+                message=f"Creating {identity.resource} {identity.number} in Fusion",
+                data={"identity": identity.as_json(), "total": str(plan.total), "currency": plan.currency},
+            )
+
     known = tuple(invoices.Identity.from_json(i) for i in record.posting_identities)
     posted = invoices.document_post(
-        client=client, plan=plan, complete=record.connection.complete_invoices, known=known, before_create=remember
+        client=client,
+        plan=plan,
+        complete=record.connection.complete_invoices,
+        known=known,
+        before_create=before_create,
     )
     if not posted.adopted and posted.transaction_number != plan.header.transaction_number:
         # The transaction source numbers documents itself: look this one up by Fusion's number from now on.

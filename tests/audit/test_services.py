@@ -45,31 +45,3 @@ def test_oversized_data_is_truncated_not_refused():
     event = audit_record(action="fusion.response", data={"body": "x" * (MAX_DATA_CHARS * 2)})
     assert event.data["truncated"] is True
     assert len(event.data["excerpt"]) == MAX_DATA_CHARS
-
-
-@pytest.mark.django_db
-def test_an_event_composed_into_another_insert_is_the_same_event_audit_record_writes():
-    from django.db import connection as db
-
-    from audit.services import audit_insert_from
-
-    conn = make_connection()
-    event = {
-        "action": "record.received",
-        "target_type": "connector.record",
-        "message": "order 42 received via webhook; Authorization: Bearer abcdefgh12345678",
-        "data": {"source": "webhook", "client_secret": "s3cr3t", "grand_total": "85.99"},
-        "correlation_id": "req-1",
-    }
-    written = audit_record(actor="system:webhook", connection=conn, target_id="7", **event)
-    sql, params = audit_insert_from(
-        source="target", target_id_column="id", actor="system:webhook", connection=conn, **event
-    )
-    with db.cursor() as cursor:
-        cursor.execute(f"WITH target AS (SELECT 7 AS id) {sql} RETURNING id", params)  # noqa: S608
-        (composed_id,) = cursor.fetchone()
-    columns = ("action", "actor", "user_id", "connection_id", "target_type", "target_id", "outcome", "message")
-    composed = AuditEvent.objects.values(*columns, "data", "correlation_id").get(pk=composed_id)
-    assert composed == AuditEvent.objects.values(*columns, "data", "correlation_id").get(pk=written.pk)
-    assert composed["data"]["client_secret"] == "***" and "abcdefgh12345678" not in composed["message"]
-    assert AuditEvent.objects.get(pk=composed_id).occurred_at is not None

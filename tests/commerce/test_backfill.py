@@ -125,6 +125,39 @@ def test_an_unreadable_document_is_audited_and_the_rest_still_created(shop):
     assert event.outcome == "failure" and event.target_id == "6" and "grand_total" in event.message
 
 
+@pytest.mark.parametrize(
+    "change, reason",
+    [
+        ({"grand_total": "1e30"}, "grand_total is out of range"),
+        ({"grand_total": 1e20}, "grand_total is out of range"),
+        ({"entity_id": "9" * 100}, "entity_id is longer than 64 characters"),
+    ],
+)
+def test_a_page_holding_a_document_a_record_cannot_hold_creates_the_others_and_moves_the_watermark(
+    shop, change, reason
+):
+    odd = rest_order(6)
+    odd.update(change)
+    client = FakeCommerce(orders=[rest_order(5), odd, rest_order(7)], invoices=[rest_invoice(10, 5)])
+    result = backfill_run(connection=shop, client=client, now=NOW)
+    assert (result.created, result.unreadable) == (3, 1)
+    shop.refresh_from_db()
+    assert shop.commerce_backfill_watermark == NOW  # the run went on past it
+    assert sorted(Record.objects.filter(state="received").values_list("commerce_entity_id", flat=True)) == [
+        "10",
+        "5",
+        "7",
+    ]
+    parked = Record.objects.get(state=Record.State.NEEDS_REVIEW)  # visible among the records needing review
+    assert parked.commerce_entity_id.startswith("!") and parked.source == "backfill" and reason in parked.last_error
+    event = AuditEvent.objects.get(action="commerce.backfill_unreadable")
+    assert event.outcome == "failure" and reason in event.message
+    again = backfill_run(connection=shop, client=client, now=NOW + timedelta(minutes=5))
+    assert (again.created, again.unreadable) == (0, 1)
+    assert Record.objects.count() == 4  # the same unreadable document is the same parked record
+    assert AuditEvent.objects.filter(action="commerce.backfill_unreadable").count() == 1
+
+
 def test_a_failed_pull_keeps_the_watermark_and_is_audited(shop):
     client = FakeCommerce(orders=[rest_order(8)], fail_on="invoices")
     with pytest.raises(TransientError):

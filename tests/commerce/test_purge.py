@@ -7,8 +7,9 @@ import pytest
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from commerce.deliveries import deliveries_purge, rejection_count
+from commerce.deliveries import deliveries_purge
 from commerce.models import Delivery, DeliveryRejection
+from commerce.rejections import rejection_count, rejections_flush
 from sync.tasks import purge_bodies
 from tests.factories import make_connection
 
@@ -64,8 +65,10 @@ def test_purge_works_in_batches(settings):
 def test_old_rejection_counters_are_dropped(settings):
     settings.CONNECTOR_PAYLOAD_RETENTION_DAYS = 90
     conn = make_connection()
-    rejection_count(connection=conn, reason="bad_signature", source_ip="203.0.113.9")
+    rejection_count(connection_id=conn.pk, reason="bad_signature", source_ip="203.0.113.9")
+    rejections_flush()
     DeliveryRejection.objects.update(minute=timezone.now() - timedelta(days=91))
-    rejection_count(connection=conn, reason="bad_signature")
+    rejection_count(connection_id=conn.pk, reason="bad_signature")
+    rejections_flush()
     deliveries_purge()
     assert DeliveryRejection.objects.count() == 1

@@ -138,17 +138,68 @@ def test_adobe_rsa_bad_key_bad_encoding_and_rotation(rsa_keys):
     assert not ring.verify(BODY, meta(x_adobe_commerce_webhook_signature=adobe_signature(rsa_keys[0], BODY))).ok
 
 
+IO_BODY = b'{"specversion":"1.0","id":"e-1","source":"urn:uuid:prov-1","recipientclientid":"client-a","data":{}}'
+
+
 @pytest.mark.django_db
 def test_io_events_either_signature_may_verify(rsa_keys):
     conn = make_connection()
-    WebhookKey.objects.create(connection=conn, scheme="io_events", public_key=pem(rsa_keys[1]), label="io")
+    WebhookKey.objects.create(
+        connection=conn, scheme="io_events", public_key=pem(rsa_keys[1]), label="io", recipient_client_id="client-a"
+    )
     ring = keyring_load(conn.pk)
-    wrong = io_signature(rsa_keys[0], BODY)
-    right = io_signature(rsa_keys[1], BODY)
+    wrong = io_signature(rsa_keys[0], IO_BODY)
+    right = io_signature(rsa_keys[1], IO_BODY)
     headers = {"x-adobe-digital-signature-1": wrong, "x-adobe-digital-signature-2": right}
-    assert ring.verify(BODY, meta(**headers)).summary == "io_events:io"
-    assert not ring.verify(BODY, meta(**{"x-adobe-digital-signature-1": wrong})).ok
-    assert not ring.verify(BODY + b"\n", meta(**headers)).ok
+    assert ring.verify(IO_BODY, meta(**headers)).summary == "io_events:io"
+    assert not ring.verify(IO_BODY, meta(**{"x-adobe-digital-signature-1": wrong})).ok
+    assert not ring.verify(IO_BODY + b"\n", meta(**headers)).ok
+
+
+@pytest.mark.django_db
+def test_io_events_keys_of_several_registrations_each_take_their_own_events(rsa_keys):
+    # Adobe's key pair is the same for every registration: what tells them apart is the recipient.
+    conn = make_connection()
+    for label, recipient in (("a", "client-a"), ("b", "client-b")):
+        WebhookKey.objects.create(
+            connection=conn, scheme="io_events", public_key=pem(rsa_keys[1]), label=label, recipient_client_id=recipient
+        )
+    ring = keyring_load(conn.pk)
+    signed = {"x-adobe-digital-signature-1": io_signature(rsa_keys[1], IO_BODY)}
+    assert ring.verify(IO_BODY, meta(**signed)).key_label == "a"
+    other = IO_BODY.replace(b"client-a", b"client-c")
+    result = ring.verify(other, meta(**{"x-adobe-digital-signature-1": io_signature(rsa_keys[1], other)}))
+    assert not result.ok and result.refusal == "wrong_recipient" and "client-c" in result.reason
+    forged = ring.verify(other, meta(**{"x-adobe-digital-signature-1": io_signature(rsa_keys[0], other)}))
+    assert not forged.ok and forged.refusal == "bad_signature"  # not Adobe's signature: not a recipient question
+
+
+@pytest.mark.django_db
+def test_io_events_key_with_a_provider_checks_the_source(rsa_keys):
+    conn = make_connection()
+    WebhookKey.objects.create(
+        connection=conn,
+        scheme="io_events",
+        public_key=pem(rsa_keys[1]),
+        label="io",
+        recipient_client_id="client-a",
+        provider_id="prov-1",
+    )
+    ring = keyring_load(conn.pk)
+    assert ring.verify(IO_BODY, meta(**{"x-adobe-digital-signature-1": io_signature(rsa_keys[1], IO_BODY)})).ok
+    moved = IO_BODY.replace(b"prov-1", b"prov-2")
+    result = ring.verify(moved, meta(**{"x-adobe-digital-signature-1": io_signature(rsa_keys[1], moved)}))
+    assert not result.ok and result.refusal == "wrong_recipient"
+
+
+def test_an_io_events_key_needs_its_recipient_client_id(rsa_keys):
+    from django.core.exceptions import ValidationError
+
+    key = WebhookKey(scheme="io_events", public_key=pem(rsa_keys[1]), label="io")
+    with pytest.raises(ValidationError, match="recipient client id"):
+        key.clean()
+    key.recipient_client_id = "client-a"
+    key.clean()
 
 
 @pytest.mark.django_db

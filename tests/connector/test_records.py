@@ -122,22 +122,16 @@ def test_a_lock_on_the_connection_row_does_not_stop_claims(postgres_only):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("serialised", [False, True], ids=["document-as-dict", "document-as-json-text"])
-def test_a_record_written_by_the_hand_built_insert_reads_back_like_one_the_orm_wrote(serialised):
-    from django.db import connection as db
-
-    from connector.records import record_fields, record_insert_statement
+def test_an_unreadable_document_is_a_parked_record_that_never_takes_a_real_documents_place():
+    from connector.records import record_unreadable
 
     conn = make_connection()
-    document = _order(entity_id="88", total="1299.9950")
-    fields = record_fields(connection=conn, document=document, source="webhook", serialised=serialised)
-    sql, params = record_insert_statement(fields)
-    with db.cursor() as cursor:
-        cursor.execute(sql, params)
-        (record_id,) = cursor.fetchone()
-    stored = Record.objects.get(pk=record_id)
-    assert SalesDocument.from_json(stored.document) == document
-    assert stored.grand_total == Decimal("1299.9950") and stored.currency == "USD"
-    assert stored.state == Record.State.RECEIVED and stored.attempts == 0 and stored.posting_identities == []
-    assert stored.created_at is not None and stored.next_attempt_at <= datetime.now(UTC)
-    assert Record.objects.filter(pk=record_id, plan__isnull=True).exists()  # SQL NULL, as the ORM writes None
+    real = record_accept(connection=conn, document=_order(entity_id="88")).record
+    parked = record_unreadable(
+        connection=conn, kind="order", key="88", reason="grand_total is out of range", source="webhook", actor="t"
+    )
+    again = record_unreadable(connection=conn, kind="order", key="88", reason="again", source="webhook", actor="t")
+    assert parked.created and not again.created and again.record.pk == parked.record.pk
+    assert parked.record.pk != real.pk and parked.record.commerce_entity_id == "!88"
+    assert parked.record.state == Record.State.NEEDS_REVIEW and parked.record.grand_total is None
+    assert record_accept(connection=conn, document=_order(entity_id="88")).record.pk == real.pk

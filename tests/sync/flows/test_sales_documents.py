@@ -277,3 +277,49 @@ def test_an_order_from_a_before_hook_is_posted_once_commerce_confirms_it(connect
     assert record.commerce_entity_id == "12345"
     assert record.state == Record.State.POSTED, record.last_error
     assert AuditEvent.objects.filter(action="record.confirmed", target_id=str(record.pk)).exists()
+
+
+def test_the_attempt_is_in_the_audit_trail_before_the_create_is_sent(connection, fusion):
+    # A worker killed mid-POST (here: the process exits while the create is on the wire) leaves a trace.
+    trail_when_sent = []
+
+    def killed_mid_post(body):
+        trail_when_sent.append(list(AuditEvent.objects.values_list("action", flat=True)))
+        raise SystemExit("worker killed")
+
+    fusion.post_failures.append(killed_mid_post)
+    record = _accept(connection)
+    with pytest.raises(SystemExit):
+        record_process(record_id=record.pk)
+    (trail,) = trail_when_sent
+    assert "record.post_attempt" in trail
+    attempt = AuditEvent.objects.get(action="record.post_attempt", target_id=str(record.pk))
+    assert attempt.data["identity"]["number"] == "MAG-000012345" and attempt.data["total"]
+    record.refresh_from_db()
+    assert record.posting_identities == [attempt.data["identity"]]
+
+
+def test_every_create_is_preceded_by_its_attempt(connection, fusion):
+    fusion.post_failures.append((503, {"title": "Service Unavailable"}))
+    record = _run(_run(_accept(connection)))
+    assert record.state == Record.State.POSTED
+    actions = list(AuditEvent.objects.filter(target_id=str(record.pk)).order_by("id").values_list("action", flat=True))
+    assert actions.count("record.post_attempt") == 2
+    assert actions.index("record.post_attempt") < actions.index("record.document_posted")
+
+
+def test_an_unreadable_record_replayed_is_parked_again_without_calling_fusion(connection, fusion):
+    from connector.records import record_unreadable
+
+    parked = record_unreadable(
+        connection=connection,
+        kind="order",
+        key="abc",
+        reason="grand_total is out of range",
+        source="webhook",
+        actor="system:test",
+    ).record
+    record_replay(record=parked, actor="system:test", reason="try again")
+    record = _run(parked)
+    assert record.state == Record.State.NEEDS_REVIEW and "grand_total is out of range" in record.last_error
+    assert fusion.posts == []
