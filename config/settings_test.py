@@ -26,3 +26,20 @@ MIDDLEWARE = [m for m in MIDDLEWARE if m != "whitenoise.middleware.WhiteNoiseMid
 # Refusal counters are written by the tests themselves (commerce.rejections.rejections_flush), never by the
 # background thread, whose own database connection would see none of a test's uncommitted rows.
 CONNECTOR_REJECTION_FLUSH_SECONDS = float(os.environ.get("TEST_REJECTION_FLUSH_SECONDS", "86400"))
+
+# Redis databases the tests use, one per purpose, on the Redis at TEST_REDIS_HOST:TEST_REDIS_PORT. Tests take
+# their numbers from here, never their own: TEST_REDIS_DB_BASE moves all four, so that two runs on one machine
+# (a developer's and CI's, say) keep apart.
+TEST_REDIS_HOST = os.environ.get("TEST_REDIS_HOST", "127.0.0.1")
+TEST_REDIS_PORT = int(os.environ.get("TEST_REDIS_PORT", "6379"))
+_redis_base = int(os.environ.get("TEST_REDIS_DB_BASE", "2"))
+TEST_REDIS_DBS = {
+    "cache": _redis_base,
+    "broker": _redis_base + 1,
+    "e2e_broker": _redis_base + 2,
+    "e2e_cache": _redis_base + 3,
+}
+
+TEST_REDIS_URLS = {
+    purpose: f"redis://{TEST_REDIS_HOST}:{TEST_REDIS_PORT}/{db}" for purpose, db in TEST_REDIS_DBS.items()
+}

@@ -1,6 +1,7 @@
 import socket
 
 import pytest
+from django.conf import settings
 from django.db import OperationalError
 from django.urls import reverse
 
@@ -8,7 +9,7 @@ from tests.connector.secrets import assert_no_secret_in
 
 pytestmark = pytest.mark.django_db
 
-REDIS_TEST_URL = "redis://127.0.0.1:6379/2"
+REDIS_TEST_URL = settings.TEST_REDIS_URLS["broker"]
 
 
 def _closed_port() -> int:

@@ -18,7 +18,7 @@ from django.db import connection as db_connection
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
+REDIS_HOST, REDIS_PORT = settings.TEST_REDIS_HOST, settings.TEST_REDIS_PORT
 
 
 def free_port() -> int:

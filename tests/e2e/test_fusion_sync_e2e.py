@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import requests
+from django.conf import settings
 from django.core.cache import cache
 
 from connector.models import Connection
@@ -31,7 +32,7 @@ from tests.factories import make_connection
 pytestmark = [pytest.mark.e2e]
 SMALL, CUSTOMERS = 2_000, 500
 LARGE = int(os.environ.get("FUSION_SYNC_E2E_LARGE", "5000"))
-BROKER_DB, CACHE_DB = 10, 11
+BROKER_DB, CACHE_DB = settings.TEST_REDIS_DBS["e2e_broker"], settings.TEST_REDIS_DBS["e2e_cache"]
 
 
 class Mocks:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from django.conf import settings
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from connector.models import Record
@@ -26,7 +27,7 @@ pytestmark = [pytest.mark.e2e]
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "commerce" / "order_place_after.json"
 SECRET = "e2e-webhook-secret"
 ORDERS = 200
-BROKER_DB, CACHE_DB = 12, 13
+BROKER_DB, CACHE_DB = settings.TEST_REDIS_DBS["e2e_broker"], settings.TEST_REDIS_DBS["e2e_cache"]
 
 
 def _order_body(n: int) -> bytes:

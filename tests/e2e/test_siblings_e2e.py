@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from django.conf import settings
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from audit.models import AuditEvent
@@ -26,7 +27,7 @@ pytestmark = [pytest.mark.e2e]
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "commerce"
 SECRET = "e2e-webhook-secret"
 ORDERS = 12
-BROKER_DB, CACHE_DB = 10, 11
+BROKER_DB, CACHE_DB = settings.TEST_REDIS_DBS["e2e_broker"], settings.TEST_REDIS_DBS["e2e_cache"]
 LINKED_WITHIN_SECONDS = 15  # the invoice's own timer is 300 s
 
 

@@ -11,6 +11,7 @@ from urllib.parse import parse_qs
 import pytest
 import redis
 import responses
+from django.conf import settings
 from django.core.cache import caches
 from responses import matchers
 
@@ -23,7 +24,7 @@ BASE = "https://acme.fa.us2.oraclecloud.com"
 INVOICES = f"{BASE}/fscmRestApi/resources/11.13.18.05/receivablesInvoices"
 TOKEN_URL = "https://idcs-0123abcd.identity.oraclecloud.com/oauth2/v1/token"
 SECRET = "fusion-client-secret-value"
-REDIS_URL = "redis://127.0.0.1:6379/3"
+REDIS_URL = settings.TEST_REDIS_URLS["cache"]
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("token_cache")]
 
