@@ -22,7 +22,9 @@ from mappings.selectors import segment_layout_on
 
 from . import relay
 from .flows.fusion_runs import AlreadyRunning, NotConfigured, StopRun, fusion_sync_run
+from .flows.reconciliation import reconciliation_daily, reconciliation_execute
 from .flows.sales_documents import record_process
+from .models import ReconciliationRun
 
 logger = logging.getLogger(__name__)
 
@@ -176,3 +178,24 @@ def fusion_sync(connection_id: int, stream: str) -> str:
         )
         return f"failed: {type(exc).__name__}"
     return run.counts.line()
+
+
+@shared_task(name="sync.reconcile", ignore_result=True, queue="sync")
+def reconcile(run_id: int) -> str:
+    """A reconciliation run started from the admin. A run already finished (a message delivered twice) is left."""
+    run = ReconciliationRun.objects.select_related("connection").filter(pk=run_id, finished_at__isnull=True).first()
+    if run is None:
+        return "already finished or gone"
+    return reconciliation_execute(run=run).status
+
+
+@shared_task(name="sync.reconcile_daily_all", ignore_result=True, queue="sync")
+def reconcile_daily_all() -> int:
+    return fan_out_per_connection(reconcile_daily)
+
+
+@shared_task(name="sync.reconcile_daily", ignore_result=True, queue="sync")
+def reconcile_daily(connection_id: int) -> str:
+    """Yesterday's reconciliation for one connection; nothing when it already ran."""
+    run_id = reconciliation_daily(connection_id=connection_id)
+    return "nothing to do" if run_id is None else f"run {run_id}"
