@@ -44,7 +44,8 @@ logger = logging.getLogger(__name__)
 
 ACTOR = "system:reconciliation"
 MAX_DAYS = 93  # a quarter: a longer range is several runs
-FUSION_PAGE_SIZE = 500
+FUSION_PAGE_SIZE = 500  # Fusion's largest page
+COMMERCE_PAGE_SIZE = MAX_PAGE_SIZE
 COMMERCE_SEARCH = {ORDER: "orders", INVOICE: "invoices", CREDIT_MEMO: "creditmemos"}
 # The currency attribute of each Receivables resource; EnteredAmount is the document total (fusion.md §11.5).
 FUSION_CURRENCY = {INVOICES: "InvoiceCurrencyCode", CREDIT_MEMOS: "CreditMemoCurrency"}
@@ -107,7 +108,7 @@ def commerce_doc(kind: str, entity: Mapping[str, Any], zone: ZoneInfo) -> Commer
 
 
 def commerce_documents(
-    client: CommerceClient, connection: Connection, date_from: date, date_to: date, *, page_size: int = MAX_PAGE_SIZE
+    client: CommerceClient, connection: Connection, date_from: date, date_to: date, *, page_size: int | None = None
 ) -> Iterator[CommerceDoc]:
     """Every document the policy posts, created in the range (UTC bounds of the local days), page by page:
     oldest first, by created_at then entity_id, which a past range never reorders."""
@@ -115,7 +116,7 @@ def commerce_documents(
     zone = _zone(connection)
     for kind in commerce_kinds(connection):
         criteria = (
-            SearchCriteria(page_size=page_size)
+            SearchCriteria(page_size=page_size or COMMERCE_PAGE_SIZE)
             .where("created_at", start, "gteq")
             .where("created_at", end, "lt")
             .order_by("created_at")
@@ -139,7 +140,7 @@ def fusion_doc(resource: str, row: Mapping[str, Any]) -> FusionDoc:
 
 
 def fusion_documents(
-    client: FusionApi, connection: Connection, date_from: date, date_to: date, *, page_size: int = FUSION_PAGE_SIZE
+    client: FusionApi, connection: Connection, date_from: date, date_to: date, *, page_size: int | None = None
 ) -> Iterator[FusionDoc]:
     """Fusion's invoices and credit memos dated in the range whose number carries the connection's prefix (in any
     transaction source and business unit: a duplicate may sit in another), by CustomerTransactionId."""
@@ -149,7 +150,11 @@ def fusion_documents(
             clauses.append(("TransactionNumber", "like", f"{connection.transaction_number_prefix}%"))
         fields = f"CustomerTransactionId,TransactionNumber,TransactionDate,{FUSION_CURRENCY[resource]},{FUSION_AMOUNT}"
         rows = client.iter_items(
-            resource, q=q_expr(*clauses), order_by="CustomerTransactionId", fields=fields, page_size=page_size
+            resource,
+            q=q_expr(*clauses),
+            order_by="CustomerTransactionId",
+            fields=fields,
+            page_size=page_size or FUSION_PAGE_SIZE,
         )
         for row in rows:
             yield fusion_doc(resource, row)
