@@ -3,6 +3,7 @@ record), CSV downloads, and a form that starts a run in the background."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
 
@@ -84,7 +85,8 @@ class ReconciliationRunAdmin(ReadOnlyAdmin):
         return super().changelist_view(request, extra_context)
 
     def has_reconcile_permission(self, request) -> bool:
-        return request.user.has_perm("sync.add_reconciliationrun")
+        # A run only reads both systems and stores what it found: whoever may see the runs may start one.
+        return request.user.has_perm("sync.view_reconciliationrun")
 
     def reconcile_view(self, request):
         if not self.has_reconcile_permission(request):
@@ -108,11 +110,11 @@ class ReconciliationRunAdmin(ReadOnlyAdmin):
         context = {**self.admin_site.each_context(request), "title": "Reconcile", "form": form, "opts": self.opts}
         return TemplateResponse(request, "admin/sync/reconciliationrun/reconcile.html", context)
 
-    def _csv(self, request, pk: int, body: str, name: str) -> HttpResponse:
+    def _csv(self, request, pk: int, body: Callable[[ReconciliationRun], str], name: str) -> HttpResponse:
         run = get_object_or_404(ReconciliationRun, pk=pk)
         if not self.has_view_permission(request, run):
             raise PermissionDenied
-        response = HttpResponse(body(run) if callable(body) else body, content_type="text/csv; charset=utf-8")
+        response = HttpResponse(body(run), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = (
             f'attachment; filename="reconciliation-{run.connection.slug}-{run.date_from}-{run.date_to}-{name}.csv"'
         )

@@ -100,7 +100,8 @@ class Reconciler:
     matched_count: int = 0
     # key -> (kind index, day ordinal, currency, amount in minor units); matched keys move to `_matched`.
     _expected: dict[str, tuple[int, int, str, int]] = field(default_factory=dict)
-    _matched: dict[str, tuple[int, str]] = field(default_factory=dict)  # key -> (kind index, first Fusion number)
+    # key -> kind index, or (kind index, Fusion number) when it matched under another number (an alias)
+    _matched: dict[str, int | tuple[int, str]] = field(default_factory=dict)
     _days: dict[tuple[int, str], DayTotals] = field(default_factory=dict)
     differences: list[Difference] = field(default_factory=list)
 
@@ -133,7 +134,7 @@ class Reconciler:
         key = self.aliases.get(doc.number, doc.number)
         expected = self._expected.pop(key, None)
         if expected is not None:
-            self._matched[key] = (expected[0], doc.number)
+            self._matched[key] = expected[0] if doc.number == key else (expected[0], doc.number)
             self.matched_count += 1
             _, _, want_currency, want_minor = expected
             if want_currency != currency or want_minor != minor:
@@ -141,13 +142,14 @@ class Reconciler:
             return
         matched = self._matched.get(key)
         if matched is not None:
+            kind_index, first = matched if isinstance(matched, tuple) else (matched, key)
             self.differences.append(
                 Difference(
                     DUPLICATE_IN_FUSION,
                     doc.day,
-                    commerce_kind=KINDS[matched[0]],
-                    commerce_number=self._number_of(key, matched[0]),
-                    fusion_numbers=(matched[1], doc.number),
+                    commerce_kind=KINDS[kind_index],
+                    commerce_number=self._number_of(key, kind_index),
+                    fusion_numbers=(first, doc.number),
                     currency=currency,
                     fusion_amount=_major(minor, currency),
                 )
