@@ -8,7 +8,8 @@ from datetime import date
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sync.flows.reconciliation import commerce_doc, fusion_doc
+from connector.models import Connection
+from sync.flows.reconciliation import commerce_doc, fusion_doc, reconcile
 from sync.flows.reconciliation_match import (
     AMOUNT_DIFFERS,
     DUPLICATE_IN_FUSION,
@@ -151,13 +152,16 @@ def test_a_month_of_fifty_thousand_documents_is_not_held_in_memory():
         del held
         tracemalloc.reset_peak()
         before, _ = tracemalloc.get_traced_memory()
-        reconciler, differences = _run(
-            (commerce_doc("order", _commerce_item(n), ZONE) for n in range(1, MONTH + 1)),
-            (fusion_doc("receivablesInvoices", _fusion_row(n)) for n in range(1, MONTH + 1)),
+        reconciler = reconcile(
+            connection=Connection(transaction_number_prefix="MAG-"),
+            date_from=date(2026, 11, 1),
+            date_to=date(2026, 11, 30),
+            commerce=(commerce_doc("order", _commerce_item(n), ZONE) for n in range(1, MONTH + 1)),
+            fusion=(fusion_doc("receivablesInvoices", _fusion_row(n)) for n in range(1, MONTH + 1)),
         )
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
     holding_both_sides = per_thousand * MONTH // 1000
-    assert reconciler.matched_count == MONTH and len(differences) == MONTH // 1000
+    assert reconciler.matched_count == MONTH and len(reconciler.differences) == MONTH // 1000
     assert peak - before < holding_both_sides / 8, (peak - before, holding_both_sides)
