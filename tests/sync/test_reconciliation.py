@@ -15,7 +15,7 @@ from django.core.management import CommandError, call_command
 from connector.models import Connection, Record
 from fusion.client import FusionClient
 from fusion.invoices import CREDIT_MEMOS, INVOICES
-from sync.flows import reconciliation
+from sync.flows import reconciliation_sources
 from sync.flows.reconciliation import latest_reconciliation, reconciliation_run
 from sync.models import ReconciliationDifference, ReconciliationRun
 from tests import mockservers
@@ -229,8 +229,8 @@ def test_the_command_refuses_a_bad_slug_or_date(connection, args, message):
 
 
 def test_both_sides_are_read_in_several_pages(connection, sides, commerce_mock, fusion_mock, monkeypatch):
-    monkeypatch.setattr(reconciliation, "COMMERCE_PAGE_SIZE", 2)
-    monkeypatch.setattr(reconciliation, "FUSION_PAGE_SIZE", 2)
+    monkeypatch.setattr(reconciliation_sources, "COMMERCE_PAGE_SIZE", 2)
+    monkeypatch.setattr(reconciliation_sources, "FUSION_PAGE_SIZE", 2)
     for n in range(1, 8):
         sides.order(f"{n:09d}", f"{n}.10", f"2026-11-03 0{n}:00:00")
         if n != 5:
@@ -336,3 +336,31 @@ def test_a_fusion_document_without_an_amount_fails_the_run(connection, sides, fu
 
     assert run.status == ReconciliationRun.Status.FAILED
     assert run.error == "Fusion answered receivablesInvoices MAG-000000101 without EnteredAmount"
+
+
+def test_a_number_fusion_gave_is_found_and_matched_through_the_record(connection, sides):
+    """A transaction source that numbers documents itself: the record keeps Fusion's number, which has no prefix;
+    the run looks it up and matches it, and a second document under the expected number is a duplicate."""
+    sides.order("000000701", "55.00", "2026-11-03 09:00:00")
+    sides.order("000000702", "66.00", "2026-11-03 10:00:00")
+    for number, fusion_number in (("000000701", "40012"), ("000000702", "40013")):
+        Record.objects.create(
+            connection=connection,
+            kind="order",
+            commerce_entity_id=str(int(number)),
+            commerce_number=number,
+            document={},
+            document_date="2026-11-03T09:00:00Z",
+            fusion_transaction_number=fusion_number,
+        )
+    sides.invoice("40012", "55.00", "2026-11-03", source="AUTO_NUMBERED")
+    sides.invoice("40013", "66.00", "2026-11-03", source="AUTO_NUMBERED")
+    sides.invoice("MAG-000000702", "66.00", "2026-11-03")
+
+    run = reconciliation_run(connection=connection, date_from=NOV_3, date_to=NOV_3)
+
+    assert _differences(run) == {
+        (Kind.DUPLICATE_IN_FUSION, "order", "000000702", "MAG-000000702, 40013", None, Decimal("66.00"), None),
+    }
+    assert (run.commerce_count, run.fusion_count, run.matched_count) == (2, 3, 2)
+    assert run.differences.get().record.commerce_number == "000000702"

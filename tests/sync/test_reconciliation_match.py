@@ -9,7 +9,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from connector.models import Connection
-from sync.flows.reconciliation import commerce_doc, fusion_doc, reconcile
+from sync.flows.reconciliation import reconcile
 from sync.flows.reconciliation_match import (
     AMOUNT_DIFFERS,
     DUPLICATE_IN_FUSION,
@@ -19,6 +19,7 @@ from sync.flows.reconciliation_match import (
     FusionDoc,
     Reconciler,
 )
+from sync.flows.reconciliation_sources import commerce_doc, fusion_doc
 
 DAY = date(2026, 11, 3)
 
