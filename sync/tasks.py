@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 BACKFILL_LOCK_SECONDS = 600
 SHIP_LOCK_SECONDS = 600
+RECONCILE_LOCK_SECONDS = 3 * 3600
 
 
 def fan_out_per_connection(task: Task) -> int:
@@ -196,6 +197,10 @@ def reconcile_daily_all() -> int:
 
 @shared_task(name="sync.reconcile_daily", ignore_result=True, queue="sync")
 def reconcile_daily(connection_id: int) -> str:
-    """Yesterday's reconciliation for one connection; nothing when it already ran."""
-    run_id = reconciliation_daily(connection_id=connection_id)
+    """Yesterday's reconciliation for one connection; nothing when it already ran or is running now (a month's
+    run can outlast the hour between two checks)."""
+    with single_run(f"sync:reconcile-daily:{connection_id}", seconds=RECONCILE_LOCK_SECONDS) as mine:
+        if not mine:
+            return "already running"
+        run_id = reconciliation_daily(connection_id=connection_id)
     return "nothing to do" if run_id is None else f"run {run_id}"

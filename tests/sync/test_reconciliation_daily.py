@@ -12,9 +12,10 @@ from django.core.management import call_command
 from django_celery_beat.models import PeriodicTask
 
 from connector.models import Connection
+from core.locks import single_run
 from sync.flows.reconciliation import reconciliation_daily, reconciliation_start
 from sync.models import ReconciliationRun
-from sync.tasks import reconcile, reconcile_daily_all
+from sync.tasks import reconcile, reconcile_daily, reconcile_daily_all
 from tests import mockservers
 
 fusion_mock = mockservers.fusion_mock
@@ -67,3 +68,10 @@ def test_the_task_runs_a_started_run_once(connection):
     assert reconcile(run.pk) == "already finished or gone"
     run.refresh_from_db()
     assert run.finished_at == finished
+
+
+def test_the_daily_task_does_not_start_a_second_run_while_one_is_going(connection):
+    with single_run(f"sync:reconcile-daily:{connection.pk}", seconds=60) as mine:
+        assert mine
+        assert reconcile_daily(connection.pk) == "already running"
+    assert ReconciliationRun.objects.count() == 0
