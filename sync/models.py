@@ -14,6 +14,9 @@ from django_celery_beat.models import PeriodicTask
 
 from connector.models import Connection
 
+# Reconciliation's models live in their own module; importing them here registers them with the sync app.
+from .reconciliation_models import ReconciliationDifference, ReconciliationRun  # noqa: F401
+
 _ATTRIBUTE_CODE = re.compile(r"^[a-z][a-z0-9_]{0,59}$")
 _FUSION_FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,79}$")
 

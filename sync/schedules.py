@@ -46,4 +46,11 @@ DEFAULT_SCHEDULES: tuple[Schedule, ...] = (
         900,
         "Refresh the cached Fusion customer accounts, sites and account combinations of every enabled connection.",
     ),
+    Schedule(
+        "reconciliation",
+        "sync.reconcile_daily_all",
+        3600,
+        "Reconcile yesterday (each connection's time zone) once a day: Commerce documents against Fusion AR "
+        "documents. Runs hourly; a day already reconciled is not run again, a failed one is retried.",
+    ),
 )

@@ -22,12 +22,15 @@ from mappings.selectors import segment_layout_on
 
 from . import relay
 from .flows.fusion_runs import AlreadyRunning, NotConfigured, StopRun, fusion_sync_run
+from .flows.reconciliation import reconciliation_daily, reconciliation_execute
 from .flows.sales_documents import record_process
+from .models import ReconciliationRun
 
 logger = logging.getLogger(__name__)
 
 BACKFILL_LOCK_SECONDS = 600
 SHIP_LOCK_SECONDS = 600
+RECONCILE_LOCK_SECONDS = 3 * 3600
 
 
 def fan_out_per_connection(task: Task) -> int:
@@ -176,3 +179,28 @@ def fusion_sync(connection_id: int, stream: str) -> str:
         )
         return f"failed: {type(exc).__name__}"
     return run.counts.line()
+
+
+@shared_task(name="sync.reconcile", ignore_result=True, queue="sync")
+def reconcile(run_id: int) -> str:
+    """A reconciliation run started from the admin. A run already finished (a message delivered twice) is left."""
+    run = ReconciliationRun.objects.select_related("connection").filter(pk=run_id, finished_at__isnull=True).first()
+    if run is None:
+        return "already finished or gone"
+    return reconciliation_execute(run=run).status
+
+
+@shared_task(name="sync.reconcile_daily_all", ignore_result=True, queue="sync")
+def reconcile_daily_all() -> int:
+    return fan_out_per_connection(reconcile_daily)
+
+
+@shared_task(name="sync.reconcile_daily", ignore_result=True, queue="sync")
+def reconcile_daily(connection_id: int) -> str:
+    """Yesterday's reconciliation for one connection; nothing when it already ran or is running now (a month's
+    run can outlast the hour between two checks)."""
+    with single_run(f"sync:reconcile-daily:{connection_id}", seconds=RECONCILE_LOCK_SECONDS) as mine:
+        if not mine:
+            return "already running"
+        run_id = reconciliation_daily(connection_id=connection_id)
+    return "nothing to do" if run_id is None else f"run {run_id}"

@@ -13,12 +13,13 @@ Fusion gets its computed tax lines, which a GET of the document answers."""
 from __future__ import annotations
 
 from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from mocks.fusion.query import Collection, decimal_or_none
 from mocks.fusion.rest import FusionResources
 from mocks.fusion.seed import BUSINESS_UNIT, INVOICE_ATTRIBUTES, INVOICE_CHILDREN, INVOICE_READ_ONLY
-from mocks.fusion.shapes import BodyShapes
+from mocks.fusion.shapes import TAX_LINES, BodyShapes
 from mocks.server import DROP, MockError, MockRequest, MockResponse, json_response
 
 ACCOUNT_CLASSES = ("Revenue", "Receivable", "Freight", "Tax")
@@ -27,6 +28,22 @@ LINES = {"invoice": "receivablesInvoiceLines", "credit_memo": "receivablesCredit
 DISTRIBUTIONS = {"invoice": "receivablesInvoiceDistributions", "credit_memo": "receivablesCreditMemoDistributions"}
 # The only attributes PATCH may change on an invoice.
 UPDATABLE = {"InvoiceStatus", "PaymentTerms", "TransactionDate"}
+
+
+def entered_amount(row: dict[str, Any], kind: str) -> Decimal:
+    """The document's total in its currency as Fusion answers it in `EnteredAmount` (docs/reference/fusion.md
+    §11.5): lines, their freight and tax lines (given or computed), and the header freight; negative on a credit
+    memo, whose lines are."""
+    quantity_field = "Quantity" if kind == "invoice" else "LineQuantityCredit"
+    header_freight = row.get("FreightAmount" if kind == "invoice" else "FreightCreditAmount")
+    total = decimal_or_none(header_freight) or Decimal(0)
+    for line in row[LINES[kind]]:
+        quantity = decimal_or_none(line.get(quantity_field, 1)) or Decimal(0)
+        price = decimal_or_none(line.get("UnitSellingPrice", line.get("LineAmount"))) or Decimal(0)
+        total += quantity * price + (decimal_or_none(line.get("AllocatedFreightAmount")) or Decimal(0))
+        for tax in line.get(TAX_LINES[kind]) or ():
+            total += decimal_or_none(tax.get("TaxAmount")) or Decimal(0)
+    return total.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
 
 
 class Receivables(BodyShapes, FusionResources):
@@ -72,6 +89,7 @@ class Receivables(BodyShapes, FusionResources):
             row: dict[str, Any] = dict.fromkeys(collection.attributes)
             row.update(body)
             row[LINES[kind]] = self.computed_tax_lines(body[LINES[kind]], kind)
+            row["EnteredAmount"] = float(entered_amount(row, kind))
             row.update(
                 CustomerTransactionId=transaction_id,
                 TransactionNumber=number or str(transaction_id)[-8:],

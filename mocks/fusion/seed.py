@@ -217,6 +217,7 @@ INVOICE_ATTRIBUTES = (
     "ConversionDate",
     "ConversionRate",
     "FreightAmount",
+    "EnteredAmount",
     "CrossReference",
     "DocumentNumber",
     "PurchaseOrder",
@@ -248,6 +249,7 @@ INVOICE_CHILDREN = (
 )
 INVOICE_READ_ONLY = (
     "CustomerTransactionId",
+    "EnteredAmount",
     "BillToPartyId",
     "LegalEntityIdentifier",
     "CreationDate",
@@ -266,6 +268,7 @@ CREDIT_MEMO_ATTRIBUTES = (
     "ConversionDate",
     "ConversionRate",
     "FreightCreditAmount",
+    "EnteredAmount",
     "BillToCustomerName",
     "BillToCustomerNumber",
     "BillToSite",

@@ -1,6 +1,6 @@
 """The admin screens that act on flows: connections (Test connection), records (replay, ignore) and the sync from
 Fusion (settings, streams, runs, links)."""
 
-from . import connections, fusion, records
+from . import connections, fusion, reconciliation, records
 
-__all__ = ["connections", "fusion", "records"]
+__all__ = ["connections", "fusion", "reconciliation", "records"]
