@@ -211,7 +211,7 @@ def _add_sync_runs(boards: dict[int, ConnectionDashboard]) -> None:
         board = boards.get(s["connection"])
         if board is None:
             continue
-        name = f"Fusion sync: {labels.get(s['stream'], s['stream']).lower()}"
+        name = f"Fusion sync: {labels.get(s['stream'], s['stream'])}"
         run = runs.get(s["last_run"])
         if run is None:
             board.runs.append(LastRun(name=name, started_at=None))

@@ -175,9 +175,9 @@ def test_last_backfill_and_last_run_of_each_fusion_stream_with_outcome(now):
 
     assert runs["Commerce backfill"].outcome == "Failed"
     assert "503" in runs["Commerce backfill"].detail
-    assert (runs["Fusion sync: customers"].outcome, runs["Fusion sync: customers"].ok) == ("Failed", False)
-    assert runs["Fusion sync: customers"].started_at == now - timedelta(minutes=5)
-    assert runs["Fusion sync: items"].started_at is None
+    assert (runs["Fusion sync: Customers"].outcome, runs["Fusion sync: Customers"].ok) == ("Failed", False)
+    assert runs["Fusion sync: Customers"].started_at == now - timedelta(minutes=5)
+    assert runs["Fusion sync: Items"].started_at is None
 
 
 def _links(page: str, name: str) -> list[str]:
