@@ -15,6 +15,7 @@ import requests
 from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
+from playwright.sync_api import expect, sync_playwright
 
 from bench.screenshots import (
     VIEWPORT,
@@ -97,7 +98,6 @@ def test_finance_fixes_a_parked_order_and_replays_it_then_an_admin_tests_the_con
 ):
     _require_chromium()
     require_services()
-    from playwright.sync_api import expect, sync_playwright
 
     flush_redis(BROKER_DB, CACHE_DB)
     with running(MockFusion(seed=SEED)) as fusion, running(MockCommerce(seed=SEED)) as commerce:
