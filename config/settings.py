@@ -259,6 +259,9 @@ CONNECTOR_HTTP_TIMEOUT = (
 CONNECTOR_HTTPS_PROXY = env.str("CONNECTOR_HTTPS_PROXY", default="").strip()
 if CONNECTOR_HTTPS_PROXY and not CONNECTOR_HTTPS_PROXY.startswith(("http://", "https://")):
     raise environ.ImproperlyConfigured("CONNECTOR_HTTPS_PROXY must be an http:// or https:// URL (see .env.example).")
+# The admin dashboard turns a connection red when its oldest document not yet in Fusion (or webhook delivery not
+# yet read) has waited longer than this.
+CONNECTOR_DASHBOARD_PENDING_ALARM_MINUTES = env.int("CONNECTOR_DASHBOARD_PENDING_ALARM_MINUTES", default=15)
 
 # --- Logging ------------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
