@@ -17,7 +17,7 @@ from commerce.models import Delivery
 from connector.models import Connection, Record
 from fusion.models import JournalBatch
 
-from .models import Stream, SyncRun, SyncStream
+from .models import ReconciliationRun, Stream, SyncRun, SyncStream
 
 # Records a worker still has to carry to Fusion (a record whose AR document is posted and whose journal lines
 # wait in the open batch is followed by the batch figures, not here).
@@ -69,6 +69,7 @@ class ConnectionDashboard:
     batches_open: int = 0
     batches_failed: int = 0
     runs: list[LastRun] = field(default_factory=list)
+    reconciliation: ReconciliationRun | None = None
     alarms: list[str] = field(default_factory=list)
     now: datetime = field(default_factory=timezone.now)
 
@@ -108,6 +109,7 @@ def dashboard(*, now: datetime | None = None) -> list[ConnectionDashboard]:
     _add_posted(boards, now)
     _add_batches(boards)
     _add_sync_runs(boards)
+    _add_reconciliation(boards)
     for board in boards.values():
         board.alarms = _alarms(board)
     return [boards[c.pk] for c in connections]
@@ -227,6 +229,17 @@ def _add_sync_runs(boards: dict[int, ConnectionDashboard]) -> None:
         )
 
 
+def _add_reconciliation(boards: dict[int, ConnectionDashboard]) -> None:
+    """The newest finished reconciliation run of each connection (two queries, whatever the number of runs)."""
+    latest = ReconciliationRun.objects.filter(connection=OuterRef("pk"), finished_at__isnull=False).order_by(
+        "-finished_at", "-pk"
+    )
+    pks = Connection.objects.filter(pk__in=boards).annotate(run=Subquery(latest.values("pk")[:1]))
+    runs = ReconciliationRun.objects.in_bulk([row["run"] for row in pks.values("run") if row["run"]])
+    for run in runs.values():
+        boards[run.connection_id].reconciliation = run
+
+
 def pending_alarm_minutes() -> int:
     return int(settings.CONNECTOR_DASHBOARD_PENDING_ALARM_MINUTES)
 
@@ -243,4 +256,12 @@ def _alarms(board: ConnectionDashboard) -> list[str]:
         alarms.append(
             f"{board.batches_failed} journal batch(es) failed to import into Fusion: open them to see why and resubmit."
         )
+    run = board.reconciliation
+    if run is not None and run.status == ReconciliationRun.Status.DIFFERENCES:
+        alarms.append(
+            f"The last reconciliation ({run.date_from} to {run.date_to}) found {run.difference_count} difference(s) "
+            "between Commerce and Fusion: open it to see which documents."
+        )
+    elif run is not None and run.status == ReconciliationRun.Status.FAILED:
+        alarms.append(f"The last reconciliation ({run.date_from} to {run.date_to}) failed: {run.error}")
     return alarms

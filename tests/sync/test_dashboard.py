@@ -22,7 +22,7 @@ from connector.models import Record
 from connector.records import record_accept
 from fusion.models import JournalBatch
 from sync.dashboard import dashboard, duration_words
-from sync.models import Stream, SyncRun, SyncStream
+from sync.models import ReconciliationRun, Stream, SyncRun, SyncStream
 from tests.factories import make_connection
 from tests.posting import order_document
 
@@ -271,6 +271,48 @@ def test_the_number_of_queries_does_not_grow_with_records_or_connections(client,
 
     assert page.count('data-dashboard="needs-review"') == 5
     assert len(many) == len(few)
-    with django_assert_max_num_queries(6):
+    with django_assert_max_num_queries(8):
         boards = dashboard()
     assert sum(b.needs_review for b in boards) == 1 + 4 * 8
+
+
+def _reconciliation(connection, status, *, finished, differences=0, error=""):
+    day = timezone.localdate()
+    run = ReconciliationRun.objects.create(
+        connection=connection,
+        date_from=day - timedelta(days=1),
+        date_to=day - timedelta(days=1),
+        status=status,
+        difference_count=differences,
+        error=error,
+    )
+    ReconciliationRun.objects.filter(pk=run.pk).update(finished_at=finished)
+    return run
+
+
+def test_the_newest_finished_reconciliation_shows_and_its_differences_turn_the_card_red(client, now):
+    shop, quiet = make_connection(name="A shop"), make_connection(name="B shop")
+    _reconciliation(shop, ReconciliationRun.Status.OK, finished=now - timedelta(days=1))
+    newest = _reconciliation(
+        shop, ReconciliationRun.Status.DIFFERENCES, finished=now - timedelta(hours=2), differences=3
+    )
+    ReconciliationRun.objects.create(connection=shop, date_from=now.date(), date_to=now.date())  # still running
+    _reconciliation(quiet, ReconciliationRun.Status.OK, finished=now - timedelta(hours=1))
+
+    board = _board(shop, now)
+    assert board.reconciliation == newest
+    assert board.red
+    assert "found 3 difference(s)" in board.alarms[0]
+    assert not _board(quiet, now).red
+
+    page = _login(client, "fiona", GROUP_FINANCE).get(reverse(INDEX)).content.decode()
+    assert reverse("admin:sync_reconciliationrun_change", args=[newest.pk]) in page
+    assert "3 differences" in page
+
+
+def test_a_failed_reconciliation_says_why_on_the_card(now):
+    shop = make_connection()
+    _reconciliation(shop, ReconciliationRun.Status.FAILED, finished=now, error="Fusion refused the credentials")
+    board = _board(shop, now)
+    assert board.red
+    assert "failed: Fusion refused the credentials" in board.alarms[0]
