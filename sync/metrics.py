@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -117,7 +118,7 @@ class DatabaseCollector:
         )
 
 
-def _family(name: str, documentation: str, values: Mapping[tuple[str, ...], float], labels: list[str]) -> Metric:
+def _family(name: str, documentation: str, values: Mapping[Any, float], labels: list[str]) -> Metric:
     family = GaugeMetricFamily(name, documentation, labels=labels)
     for key, value in sorted(values.items()):
         family.add_metric(list(key), value)
