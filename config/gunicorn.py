@@ -7,12 +7,15 @@ live gauges drop out (its counters stay in the sums, as Prometheus expects of a 
 
 import os
 
+from prometheus_client import multiprocess, values
+
 from config.metrics_dir import multiprocess_dir_name, multiprocess_dir_reset
 
-# Before prometheus_client is imported, here or in a worker: the import decides where values are kept.
+# prometheus_client decides where values are kept when it is first imported, which importing the `config`
+# package above may already have done: name the directory, then have it decide again. Values are made when a
+# metric is first used (in a worker, after the fork), so they all go to the files.
 multiprocess_dir_name("web")
-
-from prometheus_client import multiprocess  # noqa: E402
+values.ValueClass = values.get_value_class()
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('WEB_PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "3"))

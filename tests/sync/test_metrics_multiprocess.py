@@ -61,3 +61,26 @@ def test_a_process_group_directory_is_emptied_at_start(tmp_path, monkeypatch):
     assert list(group.iterdir()) == []
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "web"))
     assert multiprocess_dir_reset() == tmp_path / "web" and (tmp_path / "web").is_dir()
+
+
+GUNICORN_WORKER = """
+import os, runpy
+import config  # what loading the config file imports first; it may import prometheus_client already
+settings = runpy.run_path("config/gunicorn.py")
+settings["on_starting"](None)  # the master
+if os.fork() == 0:  # a worker
+    from core import metrics
+    metrics.HTTP_REQUESTS.labels("Fusion", "GET", "receivablesInvoices", "2xx").inc()
+    os._exit(0)
+os.wait()
+"""
+
+
+def test_gunicorn_workers_write_to_the_web_directory_emptied_by_the_master(tmp_path):
+    web = tmp_path / "web"
+    web.mkdir()
+    (web / "counter_1.db").write_bytes(b"from an earlier start")
+    env = {"PATH": "/usr/bin:/bin", "CONNECTOR_METRICS_DIR": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    subprocess.run([sys.executable, "-c", GUNICORN_WORKER], env=env, check=True, cwd=ROOT, timeout=120)
+    files = [path.name for path in web.iterdir()]
+    assert len(files) == 1 and files[0].startswith("counter_") and files[0] != "counter_1.db"
