@@ -155,3 +155,20 @@ def test_journal_batches_and_sync_runs_by_state(client, shop):
     assert value(parsed, "ml_connector_journal_batches", connection="shop", state="open") == 0
     assert value(parsed, "ml_connector_sync_runs", connection="shop", stream="items", outcome="failed") == 1
     assert value(parsed, "ml_connector_sync_runs", connection="shop", stream="items", outcome="done") == 1
+
+
+def test_refusals_are_counted_by_reason_without_trusting_an_unknown_slug(client, shop, settings):
+    settings.CONNECTOR_WEBHOOK_MAX_BYTES = 64
+    body = _order_body(601)
+    assert _deliver(client, body).status_code == 413
+    assert client.post("/webhooks/commerce/not-a-shop/", data=b"{}", content_type="application/json").status_code == 404
+    malformed = client.post("/webhooks/commerce/shop/", data=b"{}", content_type="application/json", CONTENT_LENGTH="x")
+    assert malformed.status_code == 400
+    assert client.delete("/webhooks/commerce/shop/").status_code == 405
+    parsed = _scrape(client)
+    deliveries = "ml_connector_webhook_deliveries_total"
+    assert value(parsed, deliveries, connection="shop", outcome="refused", reason="too_large") == 1
+    assert value(parsed, deliveries, connection="", outcome="refused", reason="unknown_connection") == 1
+    assert value(parsed, deliveries, connection="", outcome="refused", reason="malformed") == 1
+    assert value(parsed, deliveries, connection="", outcome="refused", reason="method_not_allowed") == 1
+    assert not any(dict(labels).get("connection") == "not-a-shop" for _, labels in parsed)
