@@ -130,17 +130,13 @@ STAGES = ("delivery", "record")
 
 def metrics_exposition() -> bytes:
     """The text Prometheus scrapes: every process's counters and histograms, and the database's figures."""
-    own = multiprocess_dir()
-    if own is None:
-        registry = REGISTRY
-        text = generate_latest(registry)
-    else:
-        registry = CollectorRegistry(auto_describe=False)
-        registry.register(_FilesCollector(Path(settings.CONNECTOR_METRICS_DIR)))
-        text = generate_latest(registry)
+    counted = REGISTRY  # one process: its own values (and the process and runtime figures of the client)
+    if multiprocess_dir() is not None:
+        counted = CollectorRegistry(auto_describe=False)
+        counted.register(_FilesCollector(Path(settings.CONNECTOR_METRICS_DIR)))
     database = CollectorRegistry(auto_describe=False)
     database.register(DatabaseCollector())
-    return text + generate_latest(database)
+    return generate_latest(counted) + generate_latest(database)
 
 
 class _FilesCollector:

@@ -84,3 +84,20 @@ def test_gunicorn_workers_write_to_the_web_directory_emptied_by_the_master(tmp_p
     subprocess.run([sys.executable, "-c", GUNICORN_WORKER], env=env, check=True, cwd=ROOT, timeout=120)
     files = [path.name for path in web.iterdir()]
     assert len(files) == 1 and files[0].startswith("counter_") and files[0] != "counter_1.db"
+
+
+@pytest.mark.django_db
+def test_one_process_serves_its_own_values(client, settings, monkeypatch):
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    settings.CONNECTOR_METRICS_TOKEN = TOKEN
+    make_connection(slug="solo")
+
+    def retries() -> float:
+        response = client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+        parsed = samples(response.content)
+        assert value(parsed, "ml_connector_records", connection="solo", state="posted") == 0
+        return value(parsed, "ml_connector_record_retries_total", connection="solo", reason="rate_limited") or 0
+
+    before = retries()
+    metrics.RECORD_RETRIES.labels("solo", "rate_limited").inc(3)
+    assert retries() == before + 3
