@@ -32,6 +32,7 @@ from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.security import SecurityMiddleware
 from django.views.decorators.csrf import csrf_exempt
 
+from core.metrics import WEBHOOK_DELIVERIES
 from core.redaction import MASK, is_secret_name, redact
 
 from .deliveries import delivery_store
@@ -70,6 +71,12 @@ REGISTRATION_MAX_BYTES = 1024
 VALIDATION_HOST = "csm.adobe.io"
 BAD_SIGNATURE = "The signature is missing or does not verify with this connection's keys."
 WRONG_RECIPIENT = "The event is not addressed to this connection's I/O Events registration."
+
+
+def _refused(connection: str, reason: str) -> None:
+    """Count a refusal for Prometheus (in memory, no database): `connection` is a known connection's slug, else
+    empty (an unknown slug is whatever the sender wrote, not a label)."""
+    WEBHOOK_DELIVERIES.labels(connection, "refused", reason).inc()
 
 
 def _refuse(status: int, error: str, message: str, **headers: str) -> JsonResponse:
@@ -179,6 +186,7 @@ def _signature_refused(
     connection = receiver.connection
     if "io_events" in receiver.keyring.schemes and (step := _registration_step(body)) is not None:
         _registration_logged(connection.pk, step["validationUrl"])
+        WEBHOOK_DELIVERIES.labels(connection.slug, "registration", "").inc()
         return HttpResponse(SUCCESS, content_type="application/json")
     if not receiver.keyring:
         code, message = DeliveryRejection.Reason.NO_VERIFIER, NO_VERIFIER
@@ -187,6 +195,7 @@ def _signature_refused(
     else:
         code, message = DeliveryRejection.Reason.BAD_SIGNATURE, BAD_SIGNATURE
     rejection_count(connection_id=connection.pk, reason=code, source_ip=_client_ip(request), detail=reason)
+    _refused(connection.slug, code)
     return _refuse(401, str(code), message)
 
 
@@ -210,6 +219,7 @@ def _too_large(request: HttpRequest, receiver: Receiver, limit: int, detail: str
         source_ip=_client_ip(request),
         detail=detail,
     )
+    _refused(receiver.connection.slug, DeliveryRejection.Reason.TOO_LARGE)
     return _refuse(413, "too_large", f"The body is over the {limit}-byte limit.")
 
 
@@ -217,6 +227,7 @@ def _too_large(request: HttpRequest, receiver: Receiver, limit: int, detail: str
 def commerce_webhook(request: HttpRequest, slug: str) -> HttpResponse:
     method = request.method or ""
     if method not in ("POST", "GET"):
+        _refused("", "method_not_allowed")
         return _refuse(
             405, "method_not_allowed", f"{method} is not allowed here; Commerce webhooks are POST.", Allow="POST, GET"
         )
@@ -224,6 +235,7 @@ def commerce_webhook(request: HttpRequest, slug: str) -> HttpResponse:
     try:
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
+        _refused("", "malformed")
         return _refuse(400, "bad_request", "Content-Length is not a number.")
     receiver = receiver_get(slug)
     if receiver is None:
@@ -233,6 +245,7 @@ def commerce_webhook(request: HttpRequest, slug: str) -> HttpResponse:
             source_ip=_client_ip(request),
             detail=slug[:64],
         )
+        _refused("", DeliveryRejection.Reason.UNKNOWN_CONNECTION)
         return JsonResponse(NOT_FOUND, status=404)
     if method == "GET":
         return _challenge_answer(request, receiver)
@@ -261,6 +274,7 @@ def commerce_webhook(request: HttpRequest, slug: str) -> HttpResponse:
         event_hint=_query(request, "event"),
     )
     logger.debug("delivery %s stored", delivery_id, extra={"connection_id": receiver.connection.pk})
+    WEBHOOK_DELIVERIES.labels(receiver.connection.slug, "accepted", "").inc()
     return HttpResponse(SUCCESS, content_type="application/json")
 
 
@@ -294,10 +308,12 @@ class WebhookFastPath:
             response = commerce_webhook(request, match["slug"])
         except DisallowedHost as exc:
             logger.warning("Webhook refused: %s", exc)
+            _refused("", "bad_host")
             response = _refuse(400, "bad_host", "The Host header is not one this connector serves.")
         except Exception:
             signals.got_request_exception.send(sender=self.__class__, request=request)
             logger.exception("Webhook delivery to %s failed", match["slug"])
+            _refused("", "error")
             response = _refuse(
                 500, "internal_error", "The delivery could not be handled; it was not acknowledged as received."
             )

@@ -1,10 +1,12 @@
 """Settings, all read from the environment (see .env.example for every variable)."""
 
 import contextlib
+import ipaddress
 import logging
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -301,3 +303,20 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
+
+# Prometheus metrics (README "Metrics"). GET /metrics answers 404 unless one of the first two is set; with both,
+# a scrape must come from an allowed address and bring the token.
+CONNECTOR_METRICS_TOKEN = env.str("CONNECTOR_METRICS_TOKEN", default="")  # Authorization: Bearer <token>
+# Client addresses (REMOTE_ADDR) or CIDRs that may scrape, comma-separated, e.g. 10.0.0.0/8,127.0.0.1
+CONNECTOR_METRICS_ALLOWED_ADDRESSES = env.list("CONNECTOR_METRICS_ALLOWED_ADDRESSES", default=[])
+for _entry in CONNECTOR_METRICS_ALLOWED_ADDRESSES:
+    try:
+        ipaddress.ip_network(_entry, strict=False)
+    except ValueError as _exc:
+        raise ImproperlyConfigured(
+            f"CONNECTOR_METRICS_ALLOWED_ADDRESSES: {_entry!r} is not an address or CIDR"
+        ) from _exc
+# Where processes write their values in multiprocess mode: one directory per process group (web, worker) that
+# its parent process empties at start (config/metrics_dir.py); the scrape sums them all. Read from the process
+# environment by config/gunicorn.py and the Procfile as well, so set it there, not only in .env.
+CONNECTOR_METRICS_DIR = env.str("CONNECTOR_METRICS_DIR", default=str(VAR_DIR / "metrics"))

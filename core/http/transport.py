@@ -20,6 +20,7 @@ import requests.auth
 from django.conf import settings
 
 from core.errors import ConnectorError, OutcomeUnknownError, TransientError
+from core.metrics import http_observe
 from core.redaction import excerpt, redact, redact_url, secrets_register
 
 from . import clock
@@ -219,11 +220,13 @@ class Transport:
             # Raised by the auth while preparing the request (token endpoint refused, lock wait too long).
             raise scrub_error(exc, self.secrets)
         except requests.RequestException as exc:
+            http_observe(system=self.system, method=method, url=url, error=exc)
             prepared = exc.request if isinstance(exc.request, requests.PreparedRequest) else None
             failure = scrub_error(exception_error(exc, system=self.system, method=method, url=url), self.secrets)
             self._record(method, url, prepared, None, failure, attempt, clock.now() - started)
             logger.info("%s %s %s failed: %s", self.system, method, redact_url(url), failure.message)
             raise failure from exc
+        http_observe(system=self.system, method=method, url=url, status=response.status_code)
         error = mapper(response)
         if error is not None:
             scrub_error(error, self.secrets)

@@ -29,6 +29,7 @@ from connector.records import (
 from connector.selectors import order_of, posted_sibling, waiting_on_order
 from connector.wakeups import records_wake
 from core.errors import ConnectorError, OutcomeUnknownError, PermanentError, TransientError
+from core.metrics import RECORD_RETRIES, retry_reason
 from fusion import fbdi, invoices
 from fusion.client import FusionApi
 from fusion.journals import journal_enqueue
@@ -38,6 +39,7 @@ from mappings.plans import plan_from_json, plan_to_json
 from mappings.rules import TAX_FUSION, PostingPlan
 from mappings.services import plan_for_record
 
+from ..metrics import posting_observe
 from ..relay import relay_picked_up
 from .tax_check import fusion_tax_check
 
@@ -83,20 +85,25 @@ def record_process(*, record_id: int) -> str:
         # Killed by the time limit, the step may have been mid-write: treat it like a lost answer.
         Record.objects.filter(pk=record.pk).update(outcome_unknown=True)
         record.outcome_unknown = True
-        record_retry_later(record=record, error=exc, actor=ACTOR)
+        _retry_later(record, exc)
         return "retry"
     except TransientError as exc:
-        record_retry_later(record=record, error=exc, actor=ACTOR)
+        _retry_later(record, exc)
         return "retry"
     except PermanentError as exc:
         record_park(record=record, reason=str(exc.message), hint=exc.hint or _hint_for(exc), actor=ACTOR, error=exc)
         return "needs_review"
     except Exception as exc:  # a defect or an unexpected answer: keep the record, retry, park when exhausted
         logger.exception("Unexpected error processing record %s", record.pk, extra={"record_id": record.pk})
-        record_retry_later(record=record, error=exc, actor=ACTOR)
+        _retry_later(record, exc)
         return "retry"
     finally:
         record_release(record=record)
+
+
+def _retry_later(record: Record, exc: Exception) -> None:
+    RECORD_RETRIES.labels(record.connection.slug, retry_reason(exc)).inc()
+    record_retry_later(record=record, error=exc, actor=ACTOR)
 
 
 def _hint_for(exc: ConnectorError) -> str:
@@ -288,6 +295,7 @@ def _mark_document_posted(
         if not updated:
             # Another worker holds the record now; it will find this document by its look-up and adopt it.
             raise LeaseLost()
+        posting_observe(record=record)
         woken = _wake_waiting_siblings(record)
         kind = "credit memo" if plan.is_credit_memo else "AR invoice"
         audit_record(
