@@ -23,7 +23,7 @@ from commerce.samples import (
     sample_webhook_send,
 )
 from connector.connection_documents import connection_apply
-from connector.models import Connection
+from connector.models import Connection, Record
 from mappings.imports import rules_import
 
 SLUG = "demo"
@@ -116,7 +116,10 @@ def demo_seed(*, fusion_url: str, commerce_url: str, actor: Any = ACTOR) -> Demo
     applied = connection_apply(
         document=demo_connection_document(fusion_url=fusion_url, commerce_url=commerce_url), actor=actor
     )
-    changes = [f"connection {SLUG}: {line}" for line in applied.changes]
+    if applied.created:
+        changes = [f"connection {SLUG}: Fusion {fusion_url}, Commerce {commerce_url}, HMAC webhook key 'demo'"]
+    else:
+        changes = [f"connection {SLUG}: {line}" for line in applied.changes]
     for content in (MAPPINGS_CSV, TAX_CSV):
         report = rules_import(content=content.encode(), file_format="csv", actor=actor, connection=applied.connection)
         if not report.ok:
@@ -182,3 +185,41 @@ def demo_send(
         if sent is not None:
             sent(document, answer)
     return answers
+
+
+def demo_outcome(*, connection: Connection, first: int = FIRST_NUMBER) -> dict[str, list[str]]:
+    """The demo stream's records by state ("posted" -> ["order 000001001", ...]); documents not read yet are
+    under "waiting"."""
+    numbers = {f"{d.kind} {d.number:09d}" for d in demo_stream(first)}
+    found: dict[str, list[str]] = {}
+    for record in Record.objects.filter(connection=connection).order_by("pk"):
+        name = f"{record.kind} {record.commerce_number}"
+        if name in numbers:
+            found.setdefault(record.get_state_display().lower(), []).append(name)
+            numbers.discard(name)
+    if numbers:
+        found["waiting"] = sorted(numbers)
+    return found
+
+
+def demo_settled(outcome: dict[str, list[str]]) -> bool:
+    """Every document of the stream has reached a state a worker will not move on its own."""
+    settled = {str(s.label).lower() for s in Record.State if s not in Record.ACTIVE_STATES}
+    return all(state in settled for state in outcome)
+
+
+def demo_guide(outcome: dict[str, list[str]], *, first: int = FIRST_NUMBER) -> str:
+    """What to do next in the admin, given where the stream's documents are."""
+    parked = f"order {first + 3:09d}"
+    if parked in outcome.get("needs review", []):
+        return f"""
+What to do: Connector > Records, needing review first: {parked} is parked: no product rule matches {MISSING_SKU}.
+  1. Mappings > Product rules > Add: connection demo, match type "SKU", match value {MISSING_SKU},
+     item number {MISSING_SKU}. Save.
+  2. Connector > Records > tick {parked}, action "Replay" (or Replay on its page).
+  3. Within seconds it is Posted: its page shows the AR invoice number and the whole timeline.
+The other orders are posted, the invoice is linked to its order's AR invoice, the refund is a credit memo."""
+    return f"""
+{parked} is not parked: the product rule for {MISSING_SKU} exists already (added on an earlier run).
+To walk through review again: delete that rule (Mappings > Product rules), send a new order with the SKU
+(send_test_webhook demo --order 3001 --sku {MISSING_SKU}), then add the rule back and replay it."""

@@ -19,7 +19,17 @@ from commerce.models import Delivery
 from connector.models import Connection, Record, WebhookKey
 from mappings.models import AccountTemplate, CustomerRule, ProductRule, SegmentLayout, TaxRule
 from mappings.services import rule_save
-from mocks.demo import FIRST_NUMBER, MISSING_SKU, SLUG, demo_seed, demo_send, demo_stream
+from mocks.demo import (
+    FIRST_NUMBER,
+    MISSING_SKU,
+    SLUG,
+    demo_guide,
+    demo_outcome,
+    demo_seed,
+    demo_send,
+    demo_settled,
+    demo_stream,
+)
 from sync.flows.sales_documents import record_process
 from sync.replay import record_replay
 from tests import mockservers
@@ -85,6 +95,10 @@ def test_the_demo_stream_posts_parks_the_unmapped_sku_and_posts_it_once_after_th
     assert state["invoices"] == 4 and state["credit_memos"] == 1, state
     assert state["rejected_creates"] == 0, state
 
+    outcome = demo_outcome(connection=seeded.connection)
+    assert demo_settled(outcome) and outcome["needs review"] == ["order 000001004"]
+    assert f"no product rule matches {MISSING_SKU}" in demo_guide(outcome)
+
     rule_save(
         rule=ProductRule(
             connection=seeded.connection, match_type="sku", match_value=MISSING_SKU, item_number=MISSING_SKU
@@ -96,6 +110,7 @@ def test_the_demo_stream_posts_parks_the_unmapped_sku_and_posts_it_once_after_th
     parked.refresh_from_db()
     assert parked.state == Record.State.POSTED, parked.last_error
     assert fusion_mock.state()["invoices"] == 5
+    assert "is not parked" in demo_guide(demo_outcome(connection=seeded.connection))
 
     # The same stream again (Commerce repeating itself, or the demo run twice): nothing new in Fusion.
     demo_send(connection=seeded.connection, documents=demo_stream(), session=DoorSession())
