@@ -198,7 +198,7 @@ def sample_order(
 
 
 def _child_items(order: dict[str, Any], number: int, skus: Sequence[str] | None) -> list[dict[str, Any]]:
-    items = []
+    items: list[dict[str, Any]] = []
     for item in order["items"]:
         if skus is not None and item["sku"] not in skus:
             continue
