@@ -159,3 +159,15 @@ def test_the_seed_command_refuses_while_local_endpoints_are_off(settings):
     with pytest.raises(CommandError, match="set CONNECTOR_ALLOW_LOCAL_ENDPOINTS=1 for the bundled mocks"):
         call_command("seed_demo", stdout=StringIO())
     assert not Connection.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_seed_command_sends_the_stream_to_the_running_connector(fusion_mock, commerce_mock, live_server, settings):
+    settings.CONNECTOR_PUBLIC_URL = live_server.url
+    out = StringIO()
+    call_command(
+        "seed_demo", "--fusion-url", fusion_mock.url, "--commerce-url", commerce_mock.url, "--send", stdout=out
+    )
+    sent = [line for line in out.getvalue().splitlines() if line.startswith("  ") and line.endswith(": 200")]
+    assert len(sent) == len(demo_stream()) == 7
+    assert Delivery.objects.filter(connection__slug=SLUG).count() == 7
