@@ -52,3 +52,10 @@ typecheck: $(STAMP)
 
 clean:
 	rm -rf var/broker var/broker-processed .pytest_cache
+
+# `make run` plus the mock Fusion and Commerce, a demo connection with its mappings and a stream of signed orders,
+# one of which needs review; prints where to look. Ctrl-C stops everything. Ports: WEB_PORT, FUSION_MOCK_PORT,
+# COMMERCE_MOCK_PORT (8000, 8801, 8802).
+.PHONY: demo
+demo: bootstrap
+	$(BIN)/python scripts/demo.py

@@ -55,6 +55,8 @@ class BackfillResult:
 
 
 BACKFILL_PAGE_SIZE = 100
+# progress(kind, documents on the page just read, the counts so far)
+BackfillProgress = Callable[[str, int, BackfillResult], None]
 
 
 def backfill_run(
@@ -67,6 +69,7 @@ def backfill_run(
     max_pages: int | None = None,
     max_seconds: float | None = None,
     page_size: int = BACKFILL_PAGE_SIZE,
+    progress: BackfillProgress | None = None,
 ) -> BackfillResult:
     """Pull the orders, invoices and credit memos Commerce changed since the watermark (minus an overlap, as
     Commerce stamps updated_at at transaction start) and create records for the ones we do not know, through
@@ -76,7 +79,8 @@ def backfill_run(
     furthest behind, and the watermark is saved after every page: up to where all three are read, or the run's
     start once all are read. It only moves forward. A run stops after `max_pages` pages or `max_seconds`
     (CONNECTOR_BACKFILL_MAX_PAGES / _MAX_SECONDS), and a failed run keeps what it read: the next run carries
-    on from the watermark. One audit event per run."""
+    on from the watermark. One audit event per run. `progress`, when given, hears after every page: its kind,
+    the documents on it and the counts so far."""
     now = now or timezone.now()
     overlap = timedelta(seconds=settings.CONNECTOR_BACKFILL_OVERLAP_SECONDS)
     if since is None:
@@ -110,6 +114,8 @@ def backfill_run(
                 result.pages += 1
                 result.seen[kind] = result.seen.get(kind, 0) + len(page)
                 _backfill_page(connection=connection, kind=kind, entities=page, result=result, actor=actor)
+                if progress is not None:
+                    progress(kind, len(page), result)
                 reached[kind] = max(reached[kind], _backfill_read_up_to(page) or reached[kind])
             _backfill_advance(connection, _backfill_mark(reached, since=since, now=now, overlap=overlap), result)
     except Exception as exc:

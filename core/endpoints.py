@@ -150,4 +150,20 @@ def checked_url(validate: Callable[[str], str], url: str, *, hint: str) -> str:
     try:
         return validate(url)
     except ValidationError as exc:
-        raise PermanentError(" ".join(exc.messages), hint=hint)
+        raise PermanentError(" ".join(exc.messages), hint=LOCAL_HINT if _local_refused(url) else hint)
+
+
+LOCAL_HINT = (
+    "Local endpoints are not allowed: set CONNECTOR_ALLOW_LOCAL_ENDPOINTS=1 for the bundled mocks "
+    "(never in production)."
+)
+
+
+def _local_refused(url: str) -> bool:
+    """A loopback URL refused only because local endpoints are off: fixing the URL is not the answer then."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    host = (parts.hostname or "").lower()
+    return not settings.CONNECTOR_ALLOW_LOCAL_ENDPOINTS and parts.scheme in ("http", "https") and host in LOCAL_HOSTS

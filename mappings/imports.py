@@ -4,6 +4,7 @@ audited through rule_save."""
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -108,6 +109,12 @@ def _row_messages(error: Any) -> list[str]:
     return [str(error)]
 
 
+# Rows checked per step: the progress callback hears after each step.
+IMPORT_CHUNK_ROWS = 500
+# progress(kind, rows just checked, rows in the file)
+ImportProgress = Callable[[str, int, int], None]
+
+
 def rules_import(
     *,
     content: bytes,
@@ -116,14 +123,18 @@ def rules_import(
     connection: Connection | None = None,
     kind: str | None = None,
     dry_run: bool = False,
+    progress: ImportProgress | None = None,
 ) -> ImportReport:
     """Import rule rows from a CSV or XLSX file: all of them, or none. Rows are checked in one transaction
     (layout, templates, stores, customers, products in that order, so later rows see earlier ones); any row
     error rolls everything back and is reported with its line. A dry run always rolls back.
 
-    With `connection`, rows may leave the connection column empty and must not name another one."""
+    With `connection`, rows may leave the connection column empty and must not name another one. `progress`,
+    when given, is called after every IMPORT_CHUNK_ROWS rows of a kind with the kind, the rows just checked
+    and the rows in the file."""
     tables, issues = _read(content, file_format, kind)
     report = ImportReport(dry_run=dry_run, issues=issues)
+    total = sum(len(table.rows) for table in tables.values())
     with transaction.atomic():
         for table_kind in KINDS:
             table = tables.get(table_kind)
@@ -131,32 +142,41 @@ def rules_import(
                 continue
             resource = RESOURCES[table_kind](connection=connection, actor=actor)
             headers = sorted({h for row in table.rows for h in row})
-            dataset = tablib.Dataset(headers=headers)
-            for row in table.rows:
-                dataset.append([row.get(h, "") for h in headers])
-            result = resource.import_data(
-                dataset,
-                dry_run=False,
-                raise_errors=False,
-                use_transactions=True,
-                rollback_on_validation_errors=True,
-                user=actor,
-            )
-            counts = report.counts.setdefault(table_kind, {})
-            for row_result in result.rows:
-                counts[row_result.import_type] = counts.get(row_result.import_type, 0) + 1
-            for number, errors in result.row_errors():
-                where = table.where[number - 1]
-                report.issues.append(RowIssue(table_kind, where, [_row_messages(e.error)[0] for e in errors]))
-            for invalid in result.invalid_rows:
-                where = table.where[invalid.number - 1]
-                report.issues.append(RowIssue(table_kind, where, _row_messages(invalid.error)))
-            for error in result.base_errors:
-                report.issues.append(RowIssue(table_kind, "file", [str(error.error)]))
+            for start in range(0, len(table.rows), IMPORT_CHUNK_ROWS):
+                rows = table.rows[start : start + IMPORT_CHUNK_ROWS]
+                dataset = tablib.Dataset(headers=headers)
+                for row in rows:
+                    dataset.append([row.get(h, "") for h in headers])
+                result = resource.import_data(
+                    dataset,
+                    dry_run=False,
+                    raise_errors=False,
+                    use_transactions=True,
+                    rollback_on_validation_errors=True,
+                    user=actor,
+                )
+                _report_result(report, table, result, offset=start)
+                if progress is not None:
+                    progress(table_kind, len(rows), total)
         report.applied = report.ok and not dry_run
         if not report.applied:
             transaction.set_rollback(True)
     return report
+
+
+def _report_result(report: ImportReport, table: _Table, result: Any, *, offset: int) -> None:
+    """Count one step's rows and keep its errors, each with the line it came from."""
+    counts = report.counts.setdefault(table.kind, {})
+    for row_result in result.rows:
+        counts[row_result.import_type] = counts.get(row_result.import_type, 0) + 1
+    for number, errors in result.row_errors():
+        where = table.where[offset + number - 1]
+        report.issues.append(RowIssue(table.kind, where, [_row_messages(e.error)[0] for e in errors]))
+    for invalid in result.invalid_rows:
+        where = table.where[offset + invalid.number - 1]
+        report.issues.append(RowIssue(table.kind, where, _row_messages(invalid.error)))
+    for error in result.base_errors:
+        report.issues.append(RowIssue(table.kind, "file", [str(error.error)]))
 
 
 def _workbook(sheets: list[tablib.Dataset]) -> bytes:

@@ -1,4 +1,7 @@
-"""python manage.py backfill SLUG [--since ISO-DATE]: a manual catch-up of missed Commerce documents."""
+"""python manage.py backfill SLUG [--since ISO-DATE] [--quiet]: a manual catch-up of missed Commerce documents.
+
+On a terminal a live line shows the documents read, the rate and what they made; with --quiet or when not on a
+terminal only the summary at the end is printed."""
 
 from __future__ import annotations
 
@@ -6,9 +9,10 @@ from datetime import UTC, datetime
 
 from django.core.management.base import BaseCommand, CommandError
 
-from commerce.backfill import backfill_run
+from commerce.backfill import BackfillResult, backfill_run
 from connector.models import Connection
 from core.errors import ConnectorError
+from core.progress import CommandProgress
 
 
 def _since(value: str) -> datetime:
@@ -28,16 +32,23 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("slug", help="The connection's slug")
         parser.add_argument("--since", help="ISO date or date-time (UTC unless it has an offset)")
+        parser.add_argument("--quiet", action="store_true", help="no progress line, only the summary")
 
     def handle(self, *args, **options):
         connection = Connection.objects.filter(slug=options["slug"]).first()
         if connection is None:
             raise CommandError(f"No connection has the slug {options['slug']!r}.")
         since = _since(options["since"]) if options.get("since") else None
-        try:
-            result = backfill_run(connection=connection, since=since, actor="command:backfill")
-        except ConnectorError as exc:
-            raise CommandError(f"Backfill failed: {exc}")
+        with CommandProgress(self.stdout, f"backfill {connection.slug}", quiet=options["quiet"]) as bar:
+
+            def progress(kind: str, documents: int, so_far: BackfillResult) -> None:
+                note = f"{kind}s: {so_far.created} new, {so_far.known} known, {so_far.unreadable} unreadable"
+                bar.advance(documents, note=note)
+
+            try:
+                result = backfill_run(connection=connection, since=since, actor="command:backfill", progress=progress)
+            except ConnectorError as exc:
+                raise CommandError(f"Backfill failed: {exc}")
         seen = ", ".join(f"{count} {kind}s" for kind, count in sorted(result.seen.items())) or "nothing"
         self.stdout.write(
             f"Since {result.since:%Y-%m-%d %H:%M:%S} UTC: saw {seen}; created {result.created}, "
