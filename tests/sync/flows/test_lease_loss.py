@@ -13,6 +13,7 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from connector.models import Record
 from connector.records import record_accept
+from core.http import clock as http_clock
 from sync.flows.sales_documents import record_process
 from tests.factories import make_connection
 from tests.fake_fusion import FakeFusion
@@ -39,10 +40,14 @@ class HookedFusion(FakeFusion):
         self.after_hook: dict = {}
         super().__init__(rsps)
 
+    lookup_answer = None  # what the look-up answers instead of the documents, once on_lookup set it
+
     def lookup(self, request):
         if self.on_lookup is not None and not self.after_hook:
             self.on_lookup()
             self.after_hook.update(_snapshot(Record.objects.get().pk))
+        if self.lookup_answer is not None:
+            return self.lookup_answer
         return super().lookup(request)
 
 
@@ -128,3 +133,27 @@ def test_a_worker_whose_lease_was_taken_during_the_create_does_not_mark_it_poste
     assert posted.state == Record.State.POSTED and posted.fusion_transaction_number == "MAG-000012345"
     assert len(fusion.posts) == 1
     assert _actions(record).count("record.document_adopted") == 1
+
+
+@pytest.mark.parametrize(
+    "answer", [(503, {}, "{}"), (400, {}, '{"title": "Bad Request"}')], ids=["transient", "permanent"]
+)
+def test_a_worker_whose_lease_was_taken_leaves_its_failure_to_the_new_holder(record, fusion, monkeypatch, answer):
+    monkeypatch.setattr(http_clock, "sleep", lambda seconds: None)
+
+    def taken_over_then_failed():
+        Record.objects.filter(pk=record.pk).update(
+            leased_by=OTHER_WORKER, lease_until=timezone.now() + timedelta(minutes=5)
+        )
+        fusion.lookup_answer = answer
+
+    fusion.on_lookup = taken_over_then_failed
+    record_process(record_id=record.pk)
+    before = fusion.after_hook
+    assert before, "the worker never reached the look-up"
+    assert fusion.posts == []
+    after = _snapshot(record.pk)
+    # The new holder's lease, state, attempt count and timer are as it left them: the stale worker's failure
+    # is not counted against the record, nor does it park the record under the new holder.
+    assert after == before
+    assert "record.retry_scheduled" not in _actions(record) and "record.needs_review" not in _actions(record)
