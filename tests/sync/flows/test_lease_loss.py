@@ -157,3 +157,20 @@ def test_a_worker_whose_lease_was_taken_leaves_its_failure_to_the_new_holder(rec
     # is not counted against the record, nor does it park the record under the new holder.
     assert after == before
     assert "record.retry_scheduled" not in _actions(record) and "record.needs_review" not in _actions(record)
+
+
+def test_a_worker_that_lost_its_lease_right_after_its_claim_does_not_take_the_new_holders(record, fusion, monkeypatch):
+    # The worker stalls between its claim and its first step (a long pause, a slow database) until its lease
+    # runs out and another worker claims the record: it must not go on under the other worker's lease.
+    def stalled_until_taken_over(*, record_id):
+        Record.objects.filter(pk=record_id).update(
+            leased_by=OTHER_WORKER, lease_until=timezone.now() + timedelta(minutes=5)
+        )
+
+    monkeypatch.setattr("sync.flows.sales_documents.relay_picked_up", stalled_until_taken_over)
+    assert record_process(record_id=record.pk) == "lease_lost"
+    assert fusion.posts == []
+    after = Record.objects.get(pk=record.pk)
+    assert after.state == Record.State.RECEIVED and after.posting_identities == []
+    assert after.leased_by == OTHER_WORKER and after.lease_until > timezone.now()
+    assert "record.post_attempt" not in _actions(record)
