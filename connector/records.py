@@ -282,7 +282,7 @@ def record_retry_later(
         # attempt looks the document up: a look-up a second later could miss a create still in flight.
         delay = max(delay, float(settings.CONNECTOR_UNKNOWN_OUTCOME_DELAY_SECONDS))
     with transaction.atomic():
-        Record.objects.filter(pk=record.pk).update(
+        updated = Record.objects.filter(pk=record.pk, leased_by=record.leased_by).update(
             state=Record.State.RETRYING if record.state == Record.State.RECEIVED else record.state,
             attempts=attempts,
             next_attempt_at=now + timedelta(seconds=delay),
@@ -290,6 +290,8 @@ def record_retry_later(
             lease_until=None,
             leased_by="",
         )
+        if not updated:
+            return _left_to_new_holder(record)
         audit_record(
             action="record.retry_scheduled",
             actor=actor,
@@ -350,7 +352,7 @@ def record_park(
     if not hint.startswith("Resolution:"):
         hint = f"Resolution: {hint}"
     with transaction.atomic():
-        Record.objects.filter(pk=record.pk).update(
+        updated = Record.objects.filter(pk=record.pk, leased_by=record.leased_by).update(
             state=Record.State.NEEDS_REVIEW,
             last_error=reason[:4000],
             resolution_hint=hint[:2000],
@@ -358,6 +360,8 @@ def record_park(
             leased_by="",
             attempts=attempts if attempts is not None else record.attempts,
         )
+        if not updated:
+            return _left_to_new_holder(record)
         audit_record(
             action="record.needs_review",
             actor=actor,
@@ -368,6 +372,18 @@ def record_park(
             data=(_error_data(error) if error else {}) | {"hint": hint},
         )
     record.refresh_from_db()
+    return record
+
+
+def _left_to_new_holder(record: Record) -> Record:
+    """This worker's lease ran out and another worker took the record: the failure it met is not written over
+    the new holder's state, attempts or lease. The record is returned as this worker knew it, not re-read: its
+    lease token must stay this worker's, or a release would end the new holder's lease."""
+    logger.warning(
+        "Record %s is held by another worker now; its failure is left unrecorded",
+        record.pk,
+        extra={"record_id": record.pk},
+    )
     return record
 
 

@@ -113,7 +113,13 @@ def _hint_for(exc: ConnectorError) -> str:
 
 
 def _step(record: Record) -> str:
+    held_by = record.leased_by
     record.refresh_from_db()
+    if record.leased_by != held_by:
+        # The lease ran out and another worker took the record: keep this worker's own token, so that neither
+        # a check nor the release acts under the new holder's lease.
+        record.leased_by = held_by
+        raise LeaseLost()
     if record.state in (Record.State.RECEIVED, Record.State.RETRYING):
         return _post_document(record)
     if record.state == Record.State.INVOICE_POSTED:

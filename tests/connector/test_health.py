@@ -38,9 +38,9 @@ def test_healthz_reports_a_broker_that_does_not_answer(client, settings):
 
 def test_healthz_sees_a_real_redis_broker(client, settings):
     try:
-        socket.create_connection(("127.0.0.1", 6379), timeout=0.5).close()
+        socket.create_connection((settings.TEST_REDIS_HOST, settings.TEST_REDIS_PORT), timeout=0.5).close()
     except OSError:
-        pytest.skip("no Redis on 127.0.0.1:6379")
+        pytest.skip(f"no Redis at {REDIS_TEST_URL}")
     settings.CELERY_BROKER_URL = REDIS_TEST_URL
     settings.CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
     assert client.get("/healthz").json() == {"database": "ok", "broker": "ok"}

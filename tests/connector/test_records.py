@@ -1,4 +1,5 @@
 import random
+import statistics
 import threading
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -135,3 +136,44 @@ def test_an_unreadable_document_is_a_parked_record_that_never_takes_a_real_docum
     assert parked.record.pk != real.pk and parked.record.commerce_entity_id == "!88"
     assert parked.record.state == Record.State.NEEDS_REVIEW and parked.record.grand_total is None
     assert record_accept(connection=conn, document=_order(entity_id="88")).record.pk == real.pk
+
+
+@pytest.mark.django_db
+def test_the_retry_delay_grows_with_each_attempt_jittered_up_to_the_cap(monkeypatch):
+    # base 10 s, cap 160 s: the documented full jitter draws attempt n's delay from [0, min(160, 10 * 2**(n-1))].
+    monkeypatch.setattr("connector.records.random", random.Random(20261102))  # many draws, repeatable
+    conn = make_connection(retry_base_seconds=10, retry_cap_seconds=160, retry_max_attempts=100)
+    record = record_accept(connection=conn, document=_order()).record
+    now = datetime(2026, 11, 2, 9, tzinfo=UTC)
+    delays: dict[int, list[float]] = {}
+    for attempt in range(1, 7):
+        for _ in range(100):
+            record.attempts = attempt - 1
+            record = record_retry_later(record=record, error=TransientError("Fusion answered 503"), now=now)
+            assert record.attempts == attempt and record.state == Record.State.RETRYING
+            delays.setdefault(attempt, []).append((record.next_attempt_at - now).total_seconds())
+    scheduled = AuditEvent.objects.filter(action="record.retry_scheduled").order_by("-id").first()
+    assert scheduled.data["delay_seconds"] == pytest.approx(delays[6][-1], abs=0.06)
+
+    ceilings = {1: 10, 2: 20, 3: 40, 4: 80, 5: 160, 6: 160}  # the sixth would be 320 without the cap
+    means = {}
+    for attempt, drawn in delays.items():
+        ceiling = ceilings[attempt]
+        assert all(0 <= d <= ceiling for d in drawn), (attempt, max(drawn))
+        # Spread over the whole range, not one value: uniform draws have a deviation of ceiling / sqrt(12).
+        assert min(drawn) < 0.2 * ceiling and max(drawn) > 0.8 * ceiling
+        assert statistics.pstdev(drawn) > 0.2 * ceiling
+        means[attempt] = statistics.fmean(drawn)
+        assert means[attempt] == pytest.approx(ceiling / 2, rel=0.25)
+    for attempt in range(1, 5):  # about 5, 10, 20, 40, 80 s: doubling until the cap
+        assert means[attempt + 1] > 1.4 * means[attempt]
+    assert means[6] == pytest.approx(means[5], rel=0.3)
+
+
+@pytest.mark.django_db
+def test_a_retry_after_longer_than_the_backoff_sets_the_next_attempt():
+    conn = make_connection(retry_base_seconds=10, retry_cap_seconds=160, retry_max_attempts=100)
+    record = record_accept(connection=conn, document=_order()).record
+    now = datetime(2026, 11, 2, 9, tzinfo=UTC)
+    record = record_retry_later(record=record, error=TransientError("429", retry_after=900), now=now)
+    assert record.next_attempt_at - now == timedelta(seconds=900)

@@ -1,5 +1,8 @@
 import email.utils
+import itertools
+import random
 import socket
+import statistics
 import threading
 import time
 import uuid
@@ -90,6 +93,45 @@ def test_read_retries_honour_retry_after_then_succeed(sleeps):
     assert len(responses.calls) == 3
     assert sleeps[0] == 2.0
     assert 0 <= sleeps[1] <= 1.0  # backoff with full jitter when no Retry-After is given
+
+
+@responses.activate
+def test_read_retry_waits_grow_with_full_jitter_up_to_the_inline_cap(sleeps, monkeypatch):
+    # Documented: full jitter, BACKOFF_BASE doubled per retry, capped at max_sleep. With seven tries the six
+    # waits are drawn from [0, 0.5], [0, 1], [0, 2], [0, 4], [0, 8] and [0, 10] (16 without the cap).
+    monkeypatch.setattr("core.http.transport.random", random.Random(20261202))  # many draws, repeatable
+    tries, reads = 7, 150
+    sent = []
+
+    def busy_until_the_last_try(request):
+        sent.append(request)
+        return (200, {}, "{}") if len(sent) % tries == 0 else (503, {}, "")
+
+    responses.add_callback(responses.GET, URL, callback=busy_until_the_last_try)
+    client = transport(max_tries=tries, max_sleep=10.0)
+    for _ in range(reads):
+        client.request("GET", URL)
+    assert len(sent) == tries * reads and len(sleeps) == (tries - 1) * reads
+    waits = [sleeps[retry :: tries - 1] for retry in range(tries - 1)]  # the waits before each retry
+    ceilings = [0.5, 1.0, 2.0, 4.0, 8.0, 10.0]
+    means = []
+    for drawn, ceiling in zip(waits, ceilings, strict=True):
+        assert all(0 <= w <= ceiling for w in drawn), (ceiling, max(drawn))
+        assert min(drawn) < 0.2 * ceiling and max(drawn) > 0.8 * ceiling  # jittered over the whole range
+        assert statistics.pstdev(drawn) > 0.2 * ceiling
+        means.append(statistics.fmean(drawn))
+        assert means[-1] == pytest.approx(ceiling / 2, rel=0.25)
+    for earlier, later in itertools.pairwise(means[:5]):
+        assert later > 1.4 * earlier  # the waits really grow
+
+
+@responses.activate
+def test_every_read_retry_waits_what_retry_after_asks(sleeps):
+    for seconds in ("1", "3", "2.5"):
+        responses.get(URL, status=429, headers={"Retry-After": seconds})
+    responses.get(URL, json={"ok": True})
+    assert transport(max_tries=4).request("GET", URL).json() == {"ok": True}
+    assert sleeps == [1.0, 3.0, 2.5]
 
 
 @responses.activate

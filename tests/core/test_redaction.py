@@ -1,12 +1,17 @@
 import io
 import json
 import logging
+import re
 import sys
 from urllib.parse import quote
 
 import pytest
+import responses
+from django.core.cache import cache
 
+from commerce.client import CommerceClient
 from connector.connection_documents import connection_apply
+from connector.models import Connection
 from core.logging import JsonFormatter, RedactingFilter
 from core.redaction import (
     MASK,
@@ -19,6 +24,7 @@ from core.redaction import (
     secrets_forget,
     secrets_register,
 )
+from fusion.client import FusionClient
 from tests.connector.secrets import SECRET_VALUES, assert_no_secret_in
 from tests.factories import make_connection
 
@@ -152,9 +158,11 @@ def test_connection_secrets_never_reach_a_log_line(redacting_log):
 
 
 @pytest.mark.django_db
+@responses.activate
 def test_apply_connection_logs_no_secret(caplog):
     caplog.set_level(logging.DEBUG)
-    connection_apply(
+    cache.clear()  # no token left from an earlier run: the applied secrets are sent and their use logged
+    applied = connection_apply(
         document={
             "slug": "logged",
             "name": "Logged",
@@ -166,6 +174,19 @@ def test_apply_connection_logs_no_secret(caplog):
             **SECRET_VALUES,
         }
     )
+    assert applied.created and applied.connection.fusion_client_secret == SECRET_VALUES["fusion_client_secret"]
+    # The applied connection at work: a Fusion token fetched with its secret and a read, a signed Commerce read.
+    connection = Connection.objects.get(slug="logged")
+    responses.post(connection.fusion_token_url, json={"access_token": "issued-token", "expires_in": 3600})
+    responses.get(re.compile(r"https://acme\.fa\.us2\.oraclecloud\.com/.*"), json={"items": []})
+    responses.get(re.compile(r"https://shop\.example\.com/rest/.*"), json={"entity_id": 7})
+    FusionClient.for_connection(connection).get("receivablesInvoices", params={"limit": 1})
+    CommerceClient.for_connection(connection).get("orders/7")
+
+    logged = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("Fetched a new Fusion access token") for m in logged), logged
+    assert any(m.startswith("Fusion GET ") and "HTTP 200" in m for m in logged), logged
+    assert any(m.startswith("Commerce GET ") and "HTTP 200" in m for m in logged), logged
     assert_no_secret_in("\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records), SECRET_VALUES.values())
 
 

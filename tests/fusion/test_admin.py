@@ -46,9 +46,17 @@ def test_user_without_replay_permission_cannot_resubmit(client):
     user.user_permissions.add(*Permission.objects.filter(codename="view_journalbatch"))
     client.force_login(user)
     batch = JournalBatch.objects.create(connection=make_connection(), group_id=3, name="SHOP-3", state="needs_review")
-    client.post(
-        reverse("admin:fusion_journalbatch_changelist"),
-        {"action": "resubmit", "_selected_action": [batch.pk], "reason": "x"},
-    )
+    url = reverse("admin:fusion_journalbatch_changelist")
+    listing = client.get(url)
+    assert listing.status_code == 200
+    assert "SHOP-3" in listing.content.decode()  # the viewer sees the batch...
+    assert 'value="resubmit"' not in listing.content.decode()  # ...and is offered neither decision
+    assert 'value="mark_imported"' not in listing.content.decode()
+    for action in ("resubmit", "mark_imported"):
+        response = client.post(url, {"action": action, "_selected_action": [batch.pk], "reason": "x"}, follow=True)
+        assert response.status_code == 200
+        shown = [m.message for m in response.context["messages"]]
+        assert not [m for m in shown if "SHOP-3" in m], shown  # the action never ran on the batch
     batch.refresh_from_db()
     assert batch.state == JournalBatch.State.NEEDS_REVIEW
+    assert not AuditEvent.objects.filter(action__startswith="journal.").exists()

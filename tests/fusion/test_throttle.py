@@ -17,8 +17,9 @@ def _fresh_cache():
 
 
 class FakeClient:
-    def __init__(self, error=None):
+    def __init__(self, error=None, hold=0.05):
         self.error = error
+        self.hold = hold
         self.running = 0
         self.peak = 0
         self.lock = threading.Lock()
@@ -27,7 +28,7 @@ class FakeClient:
         with self.lock:
             self.running += 1
             self.peak = max(self.peak, self.running)
-        time.sleep(0.05)
+        time.sleep(self.hold)
         with self.lock:
             self.running -= 1
         if self.error:
@@ -37,14 +38,26 @@ class FakeClient:
 
 def test_concurrent_calls_never_exceed_the_connection_ceiling():
     connection = make_connection(fusion_max_concurrency=2, fusion_max_rps=1000)
-    fake = FakeClient()
+    fake = FakeClient(hold=0.2)
     paced = throttle.PacedClient(fake, connection)
-    threads = [threading.Thread(target=paced.get, args=("x",)) for _ in range(8)]
+    start = threading.Barrier(8)
+    answers, errors = [], []
+
+    def call():
+        start.wait(10)
+        try:
+            answers.append(paced.get("x"))
+        except BaseException as exc:  # an error in a thread must fail the test, not vanish
+            errors.append(exc)
+
+    threads = [threading.Thread(target=call) for _ in range(8)]
     for t in threads:
         t.start()
     for t in threads:
-        t.join()
-    assert fake.peak <= 2
+        t.join(30)
+    assert errors == []
+    assert answers == [{"items": []}] * 8  # every call went through, in turn
+    assert fake.peak == 2  # two at a time, never more
 
 
 def test_a_429_halves_the_ceiling_until_it_expires():

@@ -140,7 +140,10 @@ def test_a_user_who_may_only_view_rules_cannot_import_them(client, django_user_m
     viewer = django_user_model.objects.create_user("viewer", password="x", is_staff=True)
     viewer.user_permissions.add(Permission.objects.get(codename="view_customerrule"))
     client.force_login(viewer)
-    assert client.get(reverse("admin:mappings_customerrule_changelist")).status_code == 200
+    listing = client.get(reverse("admin:mappings_customerrule_changelist"))
+    assert listing.status_code == 200
+    assert reverse("admin:mappings_customerrule_import") not in listing.content.decode()  # no Import button
+    assert client.get(reverse("admin:mappings_customerrule_import")).status_code == 403
     content = f"connection,match_type,match_value,bill_to_customer_number\n{connection.slug},email,x@y.z,1\n"
     response = client.post(
         reverse("admin:mappings_customerrule_import"),

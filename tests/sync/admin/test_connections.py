@@ -1,8 +1,11 @@
+import base64
 import logging
 
 import pytest
+import responses
 from django.contrib.auth.models import Group, Permission, User
 from django.contrib.contenttypes.models import ContentType
+from django.core.cache import cache
 from django.urls import reverse
 
 from audit.models import AuditEvent
@@ -10,6 +13,7 @@ from connector.apps import sync_groups_after_migrate
 from connector.connections import connection_config_fields
 from connector.groups import GROUP_FINANCE, GROUP_INTEGRATION_ADMIN
 from connector.models import SECRET_FIELDS, Connection, WebhookKey
+from core.http import clock as http_clock
 from sync.admin import connections as admin_module
 from sync.diagnostics import ConnectionTestResult, SideResult
 from tests.connector.secrets import SECRET_VALUES, WEBHOOK_SECRET, assert_no_secret_in
@@ -280,12 +284,32 @@ def test_permissions_of_models_added_later_reach_the_groups_after_migrate():
     assert commerce_change not in finance
 
 
-def test_admin_saves_log_no_secret(client, superuser, connection, caplog):
+def test_admin_saves_log_no_secret(client, superuser, connection, caplog, monkeypatch):
     caplog.set_level(logging.DEBUG)
+    monkeypatch.setattr(http_clock, "sleep", lambda seconds: None)  # the failed reads retry at once
+    cache.clear()  # no token left from an earlier run: this one fetches its own
     data = form_data(connection, keys=list(connection.webhook_keys.all()), name="Logged")
     data["fusion_client_secret"] = "secret-typed-into-the-admin"
-    client.post(change_url(connection), data)
-    client.get(change_url(connection))
+    assert client.post(change_url(connection), data).status_code == 302
+    assert Connection.objects.get(pk=connection.pk).fusion_client_secret == "secret-typed-into-the-admin"
+    assert client.get(change_url(connection)).status_code == 200
+    # Then the typed secret is used: Test connection fetches a token with it and reads both systems, logging
+    # each step. Fusion's token endpoint answers; every other call fails, and is logged as failed.
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as fusion:
+        fusion.post(connection.fusion_token_url, json={"access_token": "issued", "expires_in": 3600})
+        response = client.post(
+            reverse("admin:connector_connection_changelist"),
+            {"action": "test_connections", "_selected_action": [connection.pk]},
+        )
+        (token_call,) = [c for c in fusion.calls if c.request.url == connection.fusion_token_url]
+    assert response.status_code == 302
+    basic = token_call.request.headers.get("Authorization", "Basic ").removeprefix("Basic ")
+    sent = str(token_call.request.body) + base64.b64decode(basic).decode()
+    assert "secret-typed-into-the-admin" in sent  # the typed secret was really used
+
+    logged = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith(f"Tested connection {connection.slug}:") for m in logged), logged
+    assert any(m.startswith("Fetched a new Fusion access token") for m in logged), logged
     text = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
     assert_no_secret_in(text, secrets=(*SECRET_VALUES.values(), WEBHOOK_SECRET, "secret-typed-into-the-admin"))
 

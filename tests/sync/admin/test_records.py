@@ -113,11 +113,28 @@ def test_a_viewer_without_replay_permission_cannot_replay(client, records):
     user = User.objects.create_user("victor", password="pw", is_staff=True)
     user.user_permissions.add(Permission.objects.get(codename="view_record"))
     client.force_login(user)
-    assert client.get(reverse(CHANGELIST)).status_code == 200
-    assert client.post(reverse("admin:connector_record_decide", args=[parked.pk]), {"reason": "x"}).status_code == 403
-    client.post(reverse(CHANGELIST), {"action": "replay", "_selected_action": [parked.pk], "reason": "x"})
+    listing = client.get(reverse(CHANGELIST))
+    assert listing.status_code == 200
+    page = listing.content.decode()
+    assert "Fusion has no active customer account 4040." in page  # the viewer does see the record...
+    assert 'value="replay"' not in page and 'value="mark_ignored"' not in page  # ...but is offered no decision
+    decide = reverse("admin:connector_record_decide", args=[parked.pk])
+    decide_page = client.get(decide)
+    assert decide_page.status_code == 200
+    assert "You may view records but not replay or ignore them." in decide_page.content.decode()
+    assert 'name="replay"' not in decide_page.content.decode() and 'name="ignore"' not in decide_page.content.decode()
+    assert client.post(decide, {"reason": "x"}).status_code == 403
+    assert client.post(decide, {"ignore": "1", "reason": "x"}).status_code == 403
+    for action in ("replay", "mark_ignored"):
+        response = client.post(
+            reverse(CHANGELIST), {"action": action, "_selected_action": [parked.pk], "reason": "x"}, follow=True
+        )
+        assert response.status_code == 200
+        shown = [m.message for m in response.context["messages"]]
+        assert shown == ["No action selected."], shown  # Django's answer to an action the user is not offered
     parked.refresh_from_db()
     assert parked.state == Record.State.NEEDS_REVIEW
+    assert not AuditEvent.objects.filter(action__in=("record.replayed", "record.ignored")).exists()
 
 
 def test_an_old_record_needing_review_is_first_ahead_of_hundreds_of_newer_posted_ones(finance, records):
