@@ -1,0 +1,258 @@
+"""The connector at scale, measured with real processes (bench/stack.py) against the mock Fusion with a stated
+latency on every call: webhook to AR invoice latency at a steady rate, CPU per posted order, draining a backlog
+left by a Fusion outage, throughput by worker processes, and the idle cost of a beat cycle. bench/run_all.py
+runs them and checks the targets; each function here returns its figures as a dict."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import hmac
+import json
+import os
+import statistics
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+from ingest import drive_at_rate
+from stack import FUSION_CONCURRENCY, FUSION_RPS, PG, ROOT, SECRET, SLUG, Stack, cpu_seconds, rss_mb, wait_idle
+
+FIXTURE = ROOT / "tests/fixtures/commerce/order_place_after.json"
+WEBHOOK = f"/webhooks/commerce/{SLUG}/"
+
+
+def log(message: str) -> None:
+    print(f"[{datetime.now(UTC):%H:%M:%S}] {message}", flush=True)
+
+
+def write_orders(path: Path, *, count: int, prefix: str, first_id: int) -> None:
+    """Signed order webhooks, one distinct order each, in bench/ingest.py's file format."""
+    payload = json.loads(FIXTURE.read_text())
+    template = payload["data"]["order"]
+    with path.open("w") as out:
+        for n in range(count):
+            order = copy.deepcopy(template)
+            order["entity_id"] = str(first_id + n)
+            order["increment_id"] = f"{first_id + n:09d}"
+            for item in order["items"]:
+                item["order_id"] = order["entity_id"]
+            body = json.dumps({**payload, "data": {"order": order}}, separators=(",", ":"))
+            signature = hmac.new(SECRET.encode(), body.encode(), hashlib.sha256).hexdigest()
+            out.write(f"{signature}\t{prefix}{n}\t{body}\n")
+
+
+def send(stack: Stack, tmp: Path, *, count: int, rate: float, tag: str, first_id: int) -> tuple[str, dict]:
+    prefix = f"{tag}-{datetime.now(UTC):%H%M%S}-"
+    bodies = tmp / f"{tag}.tsv"
+    write_orders(bodies, count=count, prefix=prefix, first_id=first_id)
+    answered = drive_at_rate(stack.web_port, WEBHOOK, bodies, rate, count / rate)
+    return prefix, answered
+
+
+def posted_times(stack: Stack, prefix: str) -> dict[str, float]:
+    rows = stack.sql(
+        "SELECT d.request_id, extract(epoch FROM r.posted_at) FROM commerce_delivery d "
+        "JOIN connector_record r ON r.id = d.record_id WHERE d.request_id LIKE %s AND r.posted_at IS NOT NULL",
+        (prefix + "%",),
+    )
+    return {rid: float(at) for rid, at in rows}
+
+
+def wait_posted(stack: Stack, prefix: str, expected: int, timeout: float) -> dict[str, float]:
+    deadline = time.monotonic() + timeout
+    posted = posted_times(stack, prefix)
+    while len(posted) < expected and time.monotonic() < deadline:
+        for name, proc in stack.procs.items():
+            if proc.poll() is not None:
+                raise SystemExit(f"{name} exited with {proc.returncode}: see {stack.log_dir}/{name}.log")
+        time.sleep(1.0)
+        posted = posted_times(stack, prefix)
+    return posted
+
+
+def record_states(stack: Stack, prefix: str) -> dict[str, int]:
+    rows = stack.sql(
+        "SELECT coalesce(r.state, 'unread'), count(*) FROM commerce_delivery d LEFT JOIN connector_record r "
+        "ON r.id = d.record_id WHERE d.request_id LIKE %s GROUP BY 1",
+        (prefix + "%",),
+    )
+    return dict(rows)
+
+
+def fusion_api_calls(stack: Stack) -> int:
+    """Requests the mock Fusion answered, its token endpoint included (its control surface is not counted)."""
+    return stack.mock_state("fusion")["requests"]
+
+
+def pct(values: list[float], p: float) -> float:
+    return values[min(len(values) - 1, int(len(values) * p))] if values else float("inf")
+
+
+def latency(stack: Stack, tmp: Path, *, rate: float, seconds: float, latency_ms: int) -> dict:
+    """Orders at a steady `rate` for `seconds` (open loop); each one's time from its webhook's 200 to its record's
+    posted_at, and the CPU the web, worker and PostgreSQL processes spent per posted order."""
+    count = int(rate * seconds)
+    warm_prefix, warm = send(stack, tmp, count=int(rate * 2), rate=rate, tag="warm", first_id=30_000_000)
+    wait_posted(stack, warm_prefix, len(warm), 120)
+    time.sleep(2)
+    pids = {"web": stack.web_pids(), "worker": stack.worker_pids(), "postgresql": stack.db_pids()}
+    before = {name: cpu_seconds(p) for name, p in pids.items()}
+    calls_before = fusion_api_calls(stack)
+    load_before = os.getloadavg()[0]
+    log(f"latency: {rate:.0f} orders/s for {seconds:.0f} s, mock Fusion latency {latency_ms} ms")
+    prefix, answered = send(stack, tmp, count=count, rate=rate, tag="lat", first_id=31_000_000)
+    posted = wait_posted(stack, prefix, len(answered), timeout=max(120.0, seconds * 4))
+    pids["postgresql"] = sorted({*pids["postgresql"], *stack.db_pids()})
+    cpu = {name: cpu_seconds(p) - before[name] for name, p in pids.items()}
+    calls = fusion_api_calls(stack) - calls_before
+    delays = sorted(posted[rid] - at for rid, at in answered.items() if rid in posted)
+    done = max(len(posted), 1)
+    return {
+        "rate_per_s": rate,
+        "seconds": seconds,
+        "fusion_latency_ms": latency_ms,
+        "sent": count,
+        "answered": len(answered),
+        "posted": len(posted),
+        "states": record_states(stack, prefix),
+        "p50_s": pct(delays, 0.50),
+        "p90_s": pct(delays, 0.90),
+        "p99_s": pct(delays, 0.99),
+        "max_s": delays[-1] if delays else float("inf"),
+        "cpu_ms_per_order": {name: 1000 * used / done for name, used in cpu.items()},
+        "cpu_ms_per_order_total": 1000 * sum(cpu.values()) / done,
+        "fusion_calls_per_order": calls / done,
+        "worker_rss_mb": rss_mb(stack.worker_pids()),
+        "worker_processes": len(stack.worker_pids()) - 1,
+        "postgresql_connections": len(stack.db_pids()),
+        "load_average": round((load_before + os.getloadavg()[0]) / 2, 2),
+    }
+
+
+def throughput(stack: Stack, tmp: Path, *, workers: int, orders: int, pool: str = "prefork") -> dict:
+    """A backlog of `orders` received with no worker running, then a worker with `workers` processes: its
+    posting rate between the 10th and the 90th percentile of the posted times (start-up and tail left out)."""
+    stack.stop("worker")
+    prefix, answered = send(
+        stack, tmp, count=orders, rate=100.0, tag=f"tp{workers}", first_id=40_000_000 + workers * 100_000
+    )
+    calls_before = fusion_api_calls(stack)
+    load_before = os.getloadavg()[0]
+    log(f"throughput: backlog of {len(answered)} orders, worker x{workers} ({pool})")
+    stack.start_worker(workers, pool=pool)
+    posted = wait_posted(stack, prefix, len(answered), timeout=max(180.0, orders * 1.0))
+    times = sorted(posted.values())
+    first, last = pct(times, 0.10), pct(times, 0.90)
+    rate = 0.8 * len(times) / (last - first) if len(times) > 10 and last > first else 0.0
+    return {
+        "workers": workers,
+        "pool": pool,
+        "orders": len(answered),
+        "posted": len(posted),
+        "orders_per_s": rate,
+        "fusion_calls_per_order": (fusion_api_calls(stack) - calls_before) / max(len(posted), 1),
+        "worker_rss_mb": rss_mb(stack.worker_pids()),
+        "postgresql_connections": len(stack.db_pids()),
+        "load_average": round((load_before + os.getloadavg()[0]) / 2, 2),
+    }
+
+
+def drain(stack: Stack, tmp: Path, *, orders: int, latency_ms: int, timeout: float) -> dict:
+    """`orders` received while every Fusion call answers 500/503 (the worker and beat's relay running, as in
+    production), then Fusion back: the time until the last one is posted, and the rate achieved against the
+    ceiling the connection's Fusion concurrency allows at this latency."""
+    stack.fusion_faults(error_rate=1.0, retry_after=1)
+    prefix, answered = send(stack, tmp, count=orders, rate=100.0, tag="drain", first_id=50_000_000)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:  # every delivery read into its record (which then fails to post)
+        states = record_states(stack, prefix)
+        if not states.get("unread") and not states.get("received"):
+            break
+        time.sleep(2)
+    log(f"drain: {len(answered)} orders waiting ({record_states(stack, prefix)}); Fusion back")
+    calls_before = fusion_api_calls(stack)
+    load_before = os.getloadavg()[0]
+    back = time.time()
+    stack.fusion_faults(error_rate=0.0)
+    posted = wait_posted(stack, prefix, len(answered), timeout=timeout)
+    times = sorted(posted.values())
+    calls_per_order = (fusion_api_calls(stack) - calls_before) / max(len(posted), 1)
+    ceiling = min(FUSION_CONCURRENCY / (latency_ms / 1000 * calls_per_order), FUSION_RPS / calls_per_order)
+    drain_s = (times[-1] - back) if times else float("inf")
+    active_s = (times[-1] - times[0]) if len(times) > 1 else float("inf")
+    return {
+        "orders": len(answered),
+        "posted": len(posted),
+        "states": record_states(stack, prefix),
+        "drain_s": drain_s,
+        "rate_per_s": len(posted) / drain_s if drain_s else 0.0,
+        "rate_first_to_last_per_s": len(posted) / active_s if active_s else 0.0,
+        "fusion_calls_per_order": calls_per_order,
+        "ceiling_per_s": ceiling,
+        "ratio_to_ceiling": (len(posted) / drain_s) / ceiling if drain_s and ceiling else 0.0,
+        "load_average": round((load_before + os.getloadavg()[0]) / 2, 2),
+    }
+
+
+def _table_writes(stack: Stack) -> dict[str, int]:
+    with psycopg.connect(f"{PG}/{stack.database}") as conn:
+        conn.execute("SELECT pg_stat_clear_snapshot()")
+        rows = conn.execute("SELECT relname, n_tup_ins + n_tup_upd + n_tup_del FROM pg_stat_user_tables").fetchall()
+    return {name: int(n) for name, n in rows}
+
+
+def _beat_cycle(stack: Stack) -> int:
+    """Send every enabled periodic task once, as beat does when each falls due; wait until the worker is idle."""
+    sent = stack.django("""
+from django_celery_beat.models import PeriodicTask
+from config.celery import app
+tasks = PeriodicTask.objects.filter(enabled=True).exclude(task="celery.backend_cleanup")
+for t in tasks:
+    app.send_task(t.task, args=json.loads(t.args or "[]"), kwargs=json.loads(t.kwargs or "{}"), queue=t.queue or None)
+print(len(tasks))
+""")
+    time.sleep(3)
+    wait_idle(stack.procs["worker"].pid, timeout=300)
+    return int(sent.strip().splitlines()[-1])
+
+
+def idle_cycle(stack: Stack) -> dict:
+    """With nothing changed in either system since the last cycle: the requests a beat cycle makes to the mock
+    Fusion and Commerce, and the rows it writes. The first cycle catches up; the second is measured."""
+    stack.start_worker(2)
+    _beat_cycle(stack)
+    stack.stop("worker")  # a backend's statistics reach pg_stat when it ends
+    time.sleep(1.5)
+    fusion, commerce, writes = stack.mock_state("fusion"), stack.mock_state("commerce"), _table_writes(stack)
+    stack.start_worker(2)
+    tasks = _beat_cycle(stack)
+    stack.stop("worker")
+    time.sleep(1.5)
+    fusion2, commerce2, writes2 = stack.mock_state("fusion"), stack.mock_state("commerce"), _table_writes(stack)
+    streams = int(stack.sql("SELECT count(*) FROM sync_syncstream")[0][0])
+
+    def by_path(after: dict, before: dict) -> dict[str, int]:
+        paths = after["requests_by_path"]
+        return {
+            p: n - before["requests_by_path"].get(p, 0)
+            for p, n in paths.items()
+            if n - before["requests_by_path"].get(p, 0)
+        }
+
+    changed = {t: n - writes.get(t, 0) for t, n in writes2.items() if n - writes.get(t, 0)}
+    return {
+        "periodic_tasks": tasks,
+        "fusion_streams": streams,
+        "fusion_requests": fusion2["requests"] - fusion["requests"],
+        "fusion_requests_by_path": by_path(fusion2, fusion),
+        "commerce_requests": commerce2["requests"] - commerce["requests"],
+        "commerce_requests_by_path": by_path(commerce2, commerce),
+        "rows_written": sum(changed.values()),
+        "rows_written_by_table": changed,
+    }
+
+
+def median_of(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
