@@ -11,6 +11,7 @@ import hmac
 import json
 import os
 import statistics
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -86,6 +87,33 @@ def fusion_api_calls(stack: Stack) -> int:
     return stack.mock_state("fusion")["requests"]
 
 
+class BackendCpu:
+    """The CPU of the PostgreSQL backends serving the benchmark database over an interval, including backends
+    that connect and disconnect within it: sampled every 0.5 s, each backend counted from its first sample
+    (from zero if it connected after the start) to its last."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.first: dict[int, float] = {pid: cpu_seconds([pid]) for pid in stack.db_pids()}
+        self.last: dict[int, float] = dict(self.first)
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+
+    def _sample(self) -> None:
+        while not self.stopped.wait(0.5):
+            for pid in self.stack.db_pids():
+                used = cpu_seconds([pid])
+                self.first.setdefault(pid, 0.0)
+                self.last[pid] = max(used, self.last.get(pid, 0.0))
+
+    def stop(self) -> tuple[float, int]:
+        """CPU seconds used, and how many backends served the database."""
+        self.stopped.set()
+        self.thread.join()
+        return sum(self.last[pid] - self.first[pid] for pid in self.last), len(self.last)
+
+
 def pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(len(values) * p))] if values else float("inf")
 
@@ -97,15 +125,16 @@ def latency(stack: Stack, tmp: Path, *, rate: float, seconds: float, latency_ms:
     warm_prefix, warm = send(stack, tmp, count=int(rate * 2), rate=rate, tag="warm", first_id=30_000_000)
     wait_posted(stack, warm_prefix, len(warm), 120)
     time.sleep(2)
-    pids = {"web": stack.web_pids(), "worker": stack.worker_pids(), "postgresql": stack.db_pids()}
+    pids = {"web": stack.web_pids(), "worker": stack.worker_pids()}
     before = {name: cpu_seconds(p) for name, p in pids.items()}
+    backends = BackendCpu(stack)
     calls_before = fusion_api_calls(stack)
     load_before = os.getloadavg()[0]
     log(f"latency: {rate:.0f} orders/s for {seconds:.0f} s, mock Fusion latency {latency_ms} ms")
     prefix, answered = send(stack, tmp, count=count, rate=rate, tag="lat", first_id=31_000_000)
     posted = wait_posted(stack, prefix, len(answered), timeout=max(120.0, seconds * 4))
-    pids["postgresql"] = sorted({*pids["postgresql"], *stack.db_pids()})
     cpu = {name: cpu_seconds(p) - before[name] for name, p in pids.items()}
+    cpu["postgresql"], backends_seen = backends.stop()
     calls = fusion_api_calls(stack) - calls_before
     delays = sorted(posted[rid] - at for rid, at in answered.items() if rid in posted)
     done = max(len(posted), 1)
@@ -127,6 +156,7 @@ def latency(stack: Stack, tmp: Path, *, rate: float, seconds: float, latency_ms:
         "worker_rss_mb": rss_mb(stack.worker_pids()),
         "worker_processes": len(stack.worker_pids()) - 1,
         "postgresql_connections": len(stack.db_pids()),
+        "postgresql_backends_seen": backends_seen,
         "load_average": round((load_before + os.getloadavg()[0]) / 2, 2),
     }
 
