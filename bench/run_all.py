@@ -55,6 +55,9 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="short runs of everything (not for the published figures)")
     parser.add_argument("--only", default=",".join(PHASES), help=f"comma-separated, of {', '.join(PHASES)}")
     parser.add_argument("--fusion-latency-ms", type=int, default=150)
+    parser.add_argument(
+        "--fusion-concurrency", type=int, default=8, help="the benchmark connection's fusion_max_concurrency"
+    )
     parser.add_argument("--rate", type=float, default=20.0, help="orders per second of the latency figure")
     parser.add_argument("--seconds", type=float, default=60.0, help="how long orders arrive for the latency figure")
     parser.add_argument("--worker-concurrency", type=int, default=concurrency, help="default: the Procfile's")
@@ -209,16 +212,24 @@ def print_table(rows: list[tuple[str, str, str, bool]], load: tuple[float, float
         print(f"  {figure:<{widths[0]}}  {value:>{widths[1]}}  {target:<{widths[2]}}  {'ok' if ok else 'MISSED'}")
 
 
+def _terminated(*_: object) -> None:
+    """Stopped (timeout, kill): unwind, so that the stack's processes are stopped; a second signal (timeout passes
+    its own on) must not interrupt that."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sys.exit(143)
+
+
 def main() -> int:
     args = parse()
     # Stopped (timeout, kill): leave no process of the stack behind.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGTERM, _terminated)
     load_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         stack = Stack(
             os.environ.get("BENCH_SCALE_DB", "bench_scale"),
             os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6387"),
             Path(tmp),
+            fusion_concurrency=args.fusion_concurrency,
         )
         try:
             results = measure(args, stack, Path(tmp)) if set(args.phases) - {"ingest"} else {}

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psycopg
 from ingest import drive_at_rate
-from stack import FUSION_CONCURRENCY, FUSION_RPS, PG, ROOT, SECRET, SLUG, Stack, cpu_seconds, rss_mb, wait_idle
+from stack import PG, ROOT, SECRET, SLUG, Stack, cpu_seconds, rss_mb, wait_idle
 
 FIXTURE = ROOT / "tests/fixtures/commerce/order_place_after.json"
 WEBHOOK = f"/webhooks/commerce/{SLUG}/"
@@ -191,14 +191,14 @@ def throughput(stack: Stack, tmp: Path, *, workers: int, orders: int, pool: str 
 
 def drain(stack: Stack, tmp: Path, *, orders: int, latency_ms: int, timeout: float) -> dict:
     """`orders` received while every Fusion call answers 500/503 (the worker and beat's relay running, as in
-    production), then Fusion back: the time until the last one is posted, and the rate achieved against the
+    production: the records made fail their attempts and wait for their retry), then Fusion back once every
+    delivery is read: the time until the last one is posted, and the rate achieved against the
     ceiling the connection's Fusion concurrency allows at this latency."""
     stack.fusion_faults(error_rate=1.0, retry_after=1)
     prefix, answered = send(stack, tmp, count=orders, rate=100.0, tag="drain", first_id=50_000_000)
     deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:  # every delivery read into its record (which then fails to post)
-        states = record_states(stack, prefix)
-        if not states.get("unread") and not states.get("received"):
+    while time.monotonic() < deadline:  # every delivery read into its record; the postings fail meanwhile
+        if not record_states(stack, prefix).get("unread"):
             break
         time.sleep(2)
     log(f"drain: {len(answered)} orders waiting ({record_states(stack, prefix)}); Fusion back")
@@ -209,7 +209,7 @@ def drain(stack: Stack, tmp: Path, *, orders: int, latency_ms: int, timeout: flo
     posted = wait_posted(stack, prefix, len(answered), timeout=timeout)
     times = sorted(posted.values())
     calls_per_order = (fusion_api_calls(stack) - calls_before) / max(len(posted), 1)
-    ceiling = min(FUSION_CONCURRENCY / (latency_ms / 1000 * calls_per_order), FUSION_RPS / calls_per_order)
+    ceiling = min(stack.fusion_concurrency / (latency_ms / 1000 * calls_per_order), stack.fusion_rps / calls_per_order)
     drain_s = (times[-1] - back) if times else float("inf")
     active_s = (times[-1] - times[0]) if len(times) > 1 else float("inf")
     return {

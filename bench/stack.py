@@ -83,7 +83,11 @@ def rss_mb(pids: list[int]) -> float:
 
 
 class Stack:
-    def __init__(self, database: str, redis_url: str, log_dir: Path) -> None:
+    def __init__(
+        self, database: str, redis_url: str, log_dir: Path, *, fusion_concurrency: int = FUSION_CONCURRENCY
+    ) -> None:
+        self.fusion_concurrency = fusion_concurrency
+        self.fusion_rps = FUSION_RPS
         self.database = guard_database(database)
         self.dsn = ensure_database(database)
         self.redis_url = redis_url.rstrip("/")
@@ -133,7 +137,7 @@ class Stack:
             return
         os.killpg(proc.pid, signal.SIGTERM)
         try:
-            proc.wait(timeout=30)
+            proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
@@ -225,7 +229,7 @@ conn = make_connection(
     commerce_base_url="http://127.0.0.1:{self.commerce_port}", commerce_consumer_key="mock-consumer-key",
     commerce_consumer_secret="mock-consumer-secret", commerce_access_token="mock-access-token",
     commerce_access_token_secret="mock-access-token-secret",
-    fusion_max_concurrency={FUSION_CONCURRENCY}, fusion_max_rps={FUSION_RPS})
+    fusion_max_concurrency={self.fusion_concurrency}, fusion_max_rps={self.fusion_rps})
 seed_mappings(conn)
 add_hmac_key(conn, secret={SECRET!r})
 """)
