@@ -184,16 +184,47 @@ def checks(results: dict) -> list[tuple[str, str, str, bool]]:
             )
         )
     if idle := results.get("idle"):
+        streams, others = idle["streams"], idle["others"]
         rows.append(
             (
-                f"idle beat cycle: Fusion requests ({idle['fusion_streams']} streams)",
-                str(idle["fusion_requests"]),
+                f"idle cycle, sync from Fusion: Fusion requests ({idle['fusion_streams']} streams)",
+                str(streams["fusion_requests"]),
                 f"<= {idle['fusion_streams']}",
-                idle["fusion_requests"] <= idle["fusion_streams"],
+                streams["fusion_requests"] <= idle["fusion_streams"],
             )
         )
-        rows.append(("idle beat cycle: Commerce requests", str(idle["commerce_requests"]), "reported", True))
-        rows.append(("idle beat cycle: rows written", str(idle["rows_written"]), "0", idle["rows_written"] == 0))
+        rows.append(
+            (
+                "idle cycle, sync from Fusion: Commerce requests",
+                str(streams["commerce_requests"]),
+                "0",
+                streams["commerce_requests"] == 0,
+            )
+        )
+        rows.append(
+            (
+                "idle cycle, sync from Fusion: rows written",
+                str(streams["rows_written"]),
+                "0",
+                streams["rows_written"] == 0,
+            )
+        )
+        rows.append(
+            (
+                f"idle cycle, the {idle['other_periodic_tasks']} other periodic tasks: Fusion / Commerce requests",
+                f"{others['fusion_requests']} / {others['commerce_requests']}",
+                "reported",
+                True,
+            )
+        )
+        rows.append(
+            (
+                "idle cycle, the other periodic tasks: rows written",
+                str(others["rows_written"]),
+                "0",
+                others["rows_written"] == 0,
+            )
+        )
     if ing := results.get("ingest"):
         for name, ok in ing["checks"].items():
             rows.append((f"ingest: {name}", "ok" if ok else "missed", "bench/ingest.py", ok))

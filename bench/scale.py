@@ -233,14 +233,19 @@ def _table_writes(stack: Stack) -> dict[str, int]:
     return {name: int(n) for name, n in rows}
 
 
-def _beat_cycle(stack: Stack) -> int:
-    """Send every enabled periodic task once, as beat does when each falls due; wait until the worker is idle."""
-    sent = stack.django("""
+STREAM_TASK = "sync.fusion_sync"
+
+
+def _beat_cycle(stack: Stack, *, streams: bool) -> int:
+    """Send the enabled periodic tasks once (the sync from Fusion's streams, or all the others), as beat does when
+    each falls due; wait until the worker is idle."""
+    chosen = "filter" if streams else "exclude"
+    sent = stack.django(f"""
 from django_celery_beat.models import PeriodicTask
 from config.celery import app
-tasks = PeriodicTask.objects.filter(enabled=True).exclude(task="celery.backend_cleanup")
+tasks = PeriodicTask.objects.filter(enabled=True).exclude(task="celery.backend_cleanup").{chosen}(task={STREAM_TASK!r})
 for t in tasks:
-    app.send_task(t.task, args=json.loads(t.args or "[]"), kwargs=json.loads(t.kwargs or "{}"), queue=t.queue or None)
+    app.send_task(t.task, args=json.loads(t.args or "[]"), kwargs=json.loads(t.kwargs or "{{}}"), queue=t.queue or None)
 print(len(tasks))
 """)
     time.sleep(3)
@@ -248,39 +253,48 @@ print(len(tasks))
     return int(sent.strip().splitlines()[-1])
 
 
-def idle_cycle(stack: Stack) -> dict:
-    """With nothing changed in either system since the last cycle: the requests a beat cycle makes to the mock
-    Fusion and Commerce, and the rows it writes. The first cycle catches up; the second is measured."""
-    stack.start_worker(2)
-    _beat_cycle(stack)
+def _snapshot(stack: Stack) -> tuple[dict, dict, dict[str, int]]:
     stack.stop("worker")  # a backend's statistics reach pg_stat when it ends
     time.sleep(1.5)
-    fusion, commerce, writes = stack.mock_state("fusion"), stack.mock_state("commerce"), _table_writes(stack)
-    stack.start_worker(2)
-    tasks = _beat_cycle(stack)
-    stack.stop("worker")
-    time.sleep(1.5)
-    fusion2, commerce2, writes2 = stack.mock_state("fusion"), stack.mock_state("commerce"), _table_writes(stack)
-    streams = int(stack.sql("SELECT count(*) FROM sync_syncstream")[0][0])
+    return stack.mock_state("fusion"), stack.mock_state("commerce"), _table_writes(stack)
 
-    def by_path(after: dict, before: dict) -> dict[str, int]:
-        paths = after["requests_by_path"]
-        return {
-            p: n - before["requests_by_path"].get(p, 0)
-            for p, n in paths.items()
-            if n - before["requests_by_path"].get(p, 0)
-        }
 
-    changed = {t: n - writes.get(t, 0) for t, n in writes2.items() if n - writes.get(t, 0)}
+def _cost(before: tuple[dict, dict, dict[str, int]], after: tuple[dict, dict, dict[str, int]]) -> dict:
+    def delta(new: dict, old: dict) -> dict[str, int]:
+        return {k: n - old.get(k, 0) for k, n in new.items() if n - old.get(k, 0)}
+
+    fusion = delta(after[0]["requests_by_path"], before[0]["requests_by_path"])
+    commerce = delta(after[1]["requests_by_path"], before[1]["requests_by_path"])
+    writes = delta(after[2], before[2])
     return {
-        "periodic_tasks": tasks,
+        "fusion_requests": sum(fusion.values()),
+        "fusion_requests_by_path": fusion,
+        "commerce_requests": sum(commerce.values()),
+        "commerce_requests_by_path": commerce,
+        "rows_written": sum(writes.values()),
+        "rows_written_by_table": writes,
+    }
+
+
+def idle_cycle(stack: Stack) -> dict:
+    """With nothing changed in either system since the last cycle: the requests a beat cycle makes to the mock
+    Fusion and Commerce, and the rows it writes, for the sync from Fusion's streams and for the other periodic
+    tasks apart. A first cycle catches up; the second is measured."""
+    stack.start_worker(2)
+    _beat_cycle(stack, streams=True)
+    _beat_cycle(stack, streams=False)
+    caught_up = _snapshot(stack)
+    stack.start_worker(2)
+    streams = _beat_cycle(stack, streams=True)
+    after_streams = _snapshot(stack)
+    stack.start_worker(2)
+    others = _beat_cycle(stack, streams=False)
+    after_others = _snapshot(stack)
+    return {
         "fusion_streams": streams,
-        "fusion_requests": fusion2["requests"] - fusion["requests"],
-        "fusion_requests_by_path": by_path(fusion2, fusion),
-        "commerce_requests": commerce2["requests"] - commerce["requests"],
-        "commerce_requests_by_path": by_path(commerce2, commerce),
-        "rows_written": sum(changed.values()),
-        "rows_written_by_table": changed,
+        "streams": _cost(caught_up, after_streams),
+        "other_periodic_tasks": others,
+        "others": _cost(after_streams, after_others),
     }
 
 

@@ -234,6 +234,12 @@ seed_mappings(conn)
 add_hmac_key(conn, secret={SECRET!r})
 """)
         self.manage("ensure_schedules")
+        # The sync from Fusion needs the item organisation (the mock's is M1), as in tests/e2e/test_fusion_sync_e2e.py.
+        self.sql(
+            "UPDATE sync_fusionsyncsettings SET item_organization = 'M1' WHERE connection_id = "
+            "(SELECT id FROM connector_connection WHERE slug = %s)",
+            (SLUG,),
+        )
 
     def sql(self, statement: str, params: tuple = ()) -> list[tuple]:
         with psycopg.connect(self.dsn, autocommit=True) as conn:
