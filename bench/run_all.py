@@ -227,10 +227,28 @@ def checks(results: dict) -> list[tuple[str, str, str, bool]]:
         )
     if ing := results.get("ingest"):
         for name, ok in ing["checks"].items():
-            rows.append((f"ingest: {name}", "ok" if ok else "missed", "bench/ingest.py", ok))
+            rows.append((f"ingest: {name}", _ingest_value(name, ing), "bench/ingest.py", ok))
         if not ing["checks"]:
             rows.append(("ingest", f"exit {ing['exit_code']}", "exit 0", ing["exit_code"] == 0))
     return rows
+
+
+def _ingest_value(check: str, ingest: dict) -> str:
+    """The figure bench/ingest.py checked, from its summary."""
+    summary, latency = ingest.get("summary") or {}, ingest.get("receipt_to_record") or {}
+    values = {
+        "requests_per_s": ("requests_per_s", "{:.0f}/s"),
+        "p99 <=": ("p99_ms", "{:.1f} ms"),
+        "ratio to floor": ("ratio_to_floor", "{:.2f}"),
+        "minimal Django": ("to_reference", "{:.2f}"),
+        "answered-but-not-stored": ("answered_but_not_stored", "{}"),
+    }
+    if check.startswith("receipt to record") and latency:
+        return f"{latency['p99_s'] * 1000:.0f} ms"
+    for prefix, (key, fmt) in values.items():
+        if prefix in check and summary.get(key) is not None:
+            return fmt.format(summary[key])
+    return "see its table"
 
 
 def print_table(rows: list[tuple[str, str, str, bool]], load: tuple[float, float]) -> None:
