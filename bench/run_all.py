@@ -1,7 +1,7 @@
 """`make bench`: every benchmark of the connector, with the published parameters, a table of each figure against
 its target, and the whole as JSON under bench/results/all-<UTC time>.json. Exits 1 when a target is missed.
 
-    .venv/bin/python bench/run_all.py            # the published run (about 25 minutes on a quiet machine)
+    .venv/bin/python bench/run_all.py            # the published run (about 20 minutes on a quiet machine)
     .venv/bin/python bench/run_all.py --quick    # short runs of everything, to check the scripts
     .venv/bin/python bench/run_all.py --only latency,workers --worker-concurrency 8
 
