@@ -59,3 +59,10 @@ clean:
 .PHONY: demo
 demo: bootstrap
 	$(BIN)/python scripts/demo.py
+
+# Every benchmark of the connector with real processes against the mock systems (bench/README.md): a table of each
+# figure against its target, the results under bench/results/, exit 1 when a target is missed. Needs PostgreSQL and a
+# Redis of its own (BENCH_REDIS, default redis://127.0.0.1:6387). BENCH_ARGS=--quick for short runs.
+.PHONY: bench
+bench: $(STAMP)
+	$(BIN)/python bench/run_all.py $(BENCH_ARGS)

@@ -63,6 +63,9 @@ def log(message: str) -> None:
 
 
 def ensure_database(name: str) -> str:
+    if not name.startswith("bench_"):
+        # Migrated and emptied here: never the tests' database or a working checkout's.
+        raise SystemExit(f"refusing database {name!r}: the benchmarks only run on databases named bench_*")
     with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
             conn.execute(f'CREATE DATABASE "{name}"')
