@@ -11,10 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
+
+import requests
 
 from commerce.samples import (
     GUEST,
     JANE,
+    SampleWebhookError,
     SentWebhook,
     sample_creditmemo,
     sample_envelope,
@@ -136,6 +140,7 @@ class DemoDocument:
     number: int
     body: bytes
     what: str  # one line for the person watching
+    entity: dict[str, Any] = field(default_factory=dict)  # the document as Commerce holds it
 
 
 def demo_stream(first: int = FIRST_NUMBER) -> list[DemoDocument]:
@@ -151,13 +156,15 @@ def demo_stream(first: int = FIRST_NUMBER) -> list[DemoDocument]:
         ),
         (sample_order(first + 4, lines=(("24-MB01", 3),), buyer=GUEST), "guest, three bags"),
     ]
-    stream = [DemoDocument("order", o["entity_id"], sample_envelope("order", o), what) for o, what in orders]
+    stream = [DemoDocument("order", o["entity_id"], sample_envelope("order", o), what, o) for o, what in orders]
     jane, laptop = orders[0][0], orders[1][0]
     invoice = sample_invoice(jane, first)
     memo = sample_creditmemo(laptop, first + 1, skus=["SKU-LAPTOP-15"])
-    stream.append(DemoDocument("invoice", first, sample_envelope("invoice", invoice), f"invoice of order {first}"))
     stream.append(
-        DemoDocument("creditmemo", first + 1, sample_envelope("creditmemo", memo), f"refund of order {first + 1}")
+        DemoDocument("invoice", first, sample_envelope("invoice", invoice), f"invoice of order {first}", invoice)
+    )
+    stream.append(
+        DemoDocument("creditmemo", first + 1, sample_envelope("creditmemo", memo), f"refund of order {first + 1}", memo)
     )
     return stream
 
@@ -170,9 +177,12 @@ def demo_send(
     session: Any = None,
     sent: Callable[[DemoDocument, SentWebhook], None] | None = None,
 ) -> list[SentWebhook]:
-    """Sign and POST each document to the connection's webhook address, as Commerce would."""
+    """Place each document in the mock Commerce (so that the backfill and reconciliation find it there, as they
+    would in a real store), then sign and POST its webhook to the connection's webhook address, as Commerce
+    would."""
     answers = []
     for document in documents:
+        demo_place_in_commerce(connection=connection, document=document)
         answer = sample_webhook_send(
             connection=connection,
             kind=document.kind,
@@ -185,6 +195,18 @@ def demo_send(
         if sent is not None:
             sent(document, answer)
     return answers
+
+
+def demo_place_in_commerce(*, connection: Connection, document: DemoDocument) -> None:
+    """Add (or replace) the document in the mock Commerce through its control route."""
+    base = urlsplit(connection.commerce_base_url)
+    url = f"{base.scheme}://{base.netloc}/__mock__/{document.kind}s"
+    try:
+        answer = requests.post(url, json=document.entity, timeout=10)
+    except requests.RequestException as exc:
+        raise SampleWebhookError(f"The mock Commerce at {url} did not answer: {exc}") from exc
+    if not answer.ok:
+        raise SampleWebhookError(f"The mock Commerce refused {document.kind} {document.number}: {answer.text[:200]}")
 
 
 def demo_outcome(*, connection: Connection, first: int = FIRST_NUMBER) -> dict[str, list[str]]:

@@ -4,6 +4,7 @@ after the rule is added and the record replayed it is posted exactly once. Seedi
 
 from __future__ import annotations
 
+from datetime import timedelta
 from io import StringIO
 from types import SimpleNamespace
 from urllib.parse import urlsplit
@@ -30,7 +31,9 @@ from mocks.demo import (
     demo_settled,
     demo_stream,
 )
+from sync.flows.reconciliation import reconciliation_run
 from sync.flows.sales_documents import record_process
+from sync.models import ReconciliationDifference, ReconciliationRun
 from sync.replay import record_replay
 from tests import mockservers
 
@@ -97,6 +100,14 @@ def test_the_demo_stream_posts_parks_the_unmapped_sku_and_posts_it_once_after_th
 
     outcome = demo_outcome(connection=seeded.connection)
     assert demo_settled(outcome) and outcome["needs review"] == ["order 000001004"]
+    # Month-end view of the same: the demo placed each document in the mock Commerce before its webhook, so the
+    # reconciliation finds exactly the parked order missing in Fusion.
+    today = timezone.localdate()
+    run = reconciliation_run(connection=seeded.connection, date_from=today - timedelta(days=1), date_to=today)
+    assert run.status == ReconciliationRun.Status.DIFFERENCES, run.error
+    assert [(d.kind, d.commerce_number) for d in run.differences.all()] == [
+        (ReconciliationDifference.Kind.MISSING_IN_FUSION, "000001004")
+    ]
     assert f"no product rule matches {MISSING_SKU}" in demo_guide(outcome)
 
     rule_save(
@@ -111,6 +122,8 @@ def test_the_demo_stream_posts_parks_the_unmapped_sku_and_posts_it_once_after_th
     assert parked.state == Record.State.POSTED, parked.last_error
     assert fusion_mock.state()["invoices"] == 5
     assert "is not parked" in demo_guide(demo_outcome(connection=seeded.connection))
+    again = reconciliation_run(connection=seeded.connection, date_from=today - timedelta(days=1), date_to=today)
+    assert again.status == ReconciliationRun.Status.OK, list(again.differences.values("kind", "commerce_number"))
 
     # The same stream again (Commerce repeating itself, or the demo run twice): nothing new in Fusion.
     demo_send(connection=seeded.connection, documents=demo_stream(), session=DoorSession())
