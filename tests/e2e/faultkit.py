@@ -126,17 +126,32 @@ def fusion_total(row: dict[str, Any], *, credit: bool) -> Decimal:
     return (-total if credit else total).quantize(Decimal("0.01"))
 
 
+RECORD_FIELDS = (
+    "kind",
+    "state",
+    "commerce_number",
+    "fusion_transaction_number",
+    "fusion_transaction_id",
+    "grand_total",
+)
+
+
 def assert_exactly_once(
     mock: MockFusion, connection: Connection, *, orders: int, credit_memos: int = 0, invoices_linked: int = 0
 ) -> None:
+    rows = list(Record.objects.filter(connection=connection).values(*RECORD_FIELDS))
+    check_exactly_once(mock, rows, orders=orders, credit_memos=credit_memos, invoices_linked=invoices_linked)
+
+
+def check_exactly_once(
+    mock: MockFusion, records: list[dict[str, Any]], *, orders: int, credit_memos: int = 0, invoices_linked: int = 0
+) -> None:
     """Zero lost, zero doubled: one Fusion document per Commerce document that bills (each order, each credit
     memo), under the record's number, with the Commerce total; every record posted or linked, none parked; and
-    no create was ever sent for a number Fusion already had."""
-    records = Record.objects.filter(connection=connection)
-    by_state = states(connection)
-    assert by_state == Counter({Record.State.POSTED: orders + credit_memos, Record.State.LINKED: invoices_linked}) - (
-        Counter()
-    ), dict(by_state)
+    no create was ever sent for a number Fusion already had. `records` are rows of RECORD_FIELDS."""
+    by_state = Counter(r["state"] for r in records)
+    expected_states = Counter({Record.State.POSTED: orders + credit_memos, Record.State.LINKED: invoices_linked})
+    assert by_state == +expected_states, dict(by_state)
     with mock._lock:
         fusion_invoices = [copy.deepcopy(r) for r in mock.invoices.rows.values()]
         fusion_memos = [copy.deepcopy(r) for r in mock.credit_memos.rows.values()]
@@ -149,12 +164,12 @@ def assert_exactly_once(
         assert not doubled, f"Fusion holds these {kind} numbers more than once: {doubled}"
         assert len(rows) == expected, f"{len(rows)} Fusion documents for {expected} Commerce {kind} documents"
         by_number = {r["TransactionNumber"]: r for r in rows}
-        for record in records.filter(kind=kind):
-            row = by_number.get(record.fusion_transaction_number)
-            assert row is not None, f"{kind} {record.commerce_number} has no Fusion document"
-            assert str(row["CustomerTransactionId"]) == record.fusion_transaction_id
-            assert fusion_total(row, credit=credit) == record.grand_total, (
-                f"{kind} {record.commerce_number}: Fusion bills {fusion_total(row, credit=credit)}, "
-                f"Commerce {record.grand_total}"
+        for record in (r for r in records if r["kind"] == kind):
+            row = by_number.get(record["fusion_transaction_number"])
+            assert row is not None, f"{kind} {record['commerce_number']} has no Fusion document"
+            assert str(row["CustomerTransactionId"]) == record["fusion_transaction_id"]
+            billed = fusion_total(row, credit=credit)
+            assert billed == record["grand_total"], (
+                f"{kind} {record['commerce_number']}: Fusion bills {billed}, Commerce {record['grand_total']}"
             )
     assert mock.state()["rejected_creates"] == 0, "a create was sent for a number Fusion already had"

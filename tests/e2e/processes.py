@@ -144,9 +144,7 @@ class Processes:
                 proc.wait()
 
     def logs(self) -> str:
-        return "\n".join(
-            f"--- {name} ---\n{log.read_text()[-3000:]}" for name, _, log in [*self.killed, *self.running]
-        )
+        return "\n".join(f"--- {name} ---\n{log.read_text()[-3000:]}" for name, _, log in [*self.killed, *self.running])
 
 
 @contextmanager
