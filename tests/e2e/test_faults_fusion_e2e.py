@@ -150,7 +150,7 @@ def test_a_429_storm_with_retry_after_every_order_posts_once_and_no_retry_comes_
 
 def test_tokens_that_expire_and_are_revoked_mid_stream_are_refreshed_and_nothing_is_lost(stack):
     orders, base = 30, 3_000
-    with stack.case(base) as (mock, connection, url):
+    with stack.case(base, token_lifetime=6) as (mock, connection, url):  # short-lived tokens
         bodies = [faultkit.order_body(base, n) for n in range(orders)]
         assert _send_all(url, bodies[:10]) == [200] * 10
         wait_for(lambda: mock.state()["invoices"] >= 5, timeout=60, procs=stack.procs, what="posting to start")
@@ -163,7 +163,9 @@ def test_tokens_that_expire_and_are_revoked_mid_stream_are_refreshed_and_nothing
         faultkit.assert_exactly_once(mock, connection, orders=orders)
         state = mock.state()
         assert state["rejected_tokens"] >= 2, state  # the expired and the revoked token were both refused
-        assert 3 <= state["tokens_issued"] <= 3 + 4 * 2, state  # one refresh per 401 and worker process
+        assert state["tokens_issued"] >= 3, state
+        # A token serves many calls until it expires or is refused: not one token per call.
+        assert state["tokens_issued"] * 4 < state["requests"], state
 
 
 def test_workers_killed_mid_post_at_random_points_lose_and_double_nothing(stack):
