@@ -22,6 +22,7 @@ from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from audit.models import AuditEvent
+from commerce.models import Delivery
 from connector.models import Connection, Record
 from fusion.journals import batch_resubmit
 from fusion.models import JournalBatch
@@ -198,6 +199,8 @@ def test_duplicate_deliveries_and_invoices_and_credit_memos_before_their_orders(
         random.Random(SEED).shuffle(copies)
         assert _send_all(url, copies, workers=10) == [200] * len(copies)
         faultkit.wait_settled(connection, 3 * orders, timeout=150, procs=stack.procs)
+        # Every copy was answered because it was stored; the copies made one record per document.
+        assert Delivery.objects.filter(connection=connection).count() == len(early) + len(copies)
         faultkit.assert_exactly_once(mock, connection, orders=orders, credit_memos=orders, invoices_linked=orders)
 
 
