@@ -108,6 +108,7 @@ class MockFusion(TokenAuth, ReferenceData, Receivables, ErpIntegrations):
                 invoices=len(self.invoices.rows),
                 credit_memos=len(self.credit_memos.rows),
                 rejected_creates=self.counters["rejected_creates"],
+                rejected_tokens=self.counters["rejected_tokens"],
                 erp_jobs={
                     k: {
                         "status": j.last_status,

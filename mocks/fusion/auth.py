@@ -67,6 +67,8 @@ class TokenAuth(MockServer):
         if token:
             if self.token_valid(token):
                 return
+            with self._lock:
+                self.counters["rejected_tokens"] += 1
             raise MockError(
                 401,
                 "The access token is invalid or has expired.",

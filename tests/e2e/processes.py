@@ -69,6 +69,7 @@ class Processes:
         self.env = env
         self.log_dir = log_dir
         self.running: list[tuple[str, subprocess.Popen, Path]] = []
+        self.killed: list[tuple[str, subprocess.Popen, Path]] = []
 
     def start(self, name: str, *args: str) -> subprocess.Popen:
         log = self.log_dir / f"{name}.log"
@@ -86,9 +87,9 @@ class Processes:
     def web(self, port: int, workers: int = 2) -> None:
         self.start("web", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", str(workers))
 
-    def worker(self, concurrency: int = 4) -> None:
+    def worker(self, concurrency: int = 4, name: str = "worker") -> None:
         self.start(
-            "worker",
+            name,
             "celery",
             "-A",
             "config",
@@ -115,6 +116,16 @@ class Processes:
             str(self.log_dir / "beat-schedule"),
         )
 
+    def kill(self, name: str) -> None:
+        """SIGKILL the named process and its children, as the kernel's OOM killer or a lost host would: no
+        clean-up runs. It is no longer watched by check_alive; its log stays in logs()."""
+        for entry in list(self.running):
+            if entry[0] == name and entry[1].poll() is None:
+                os.killpg(entry[1].pid, signal.SIGKILL)
+                entry[1].wait()
+                self.running.remove(entry)
+                self.killed.append(entry)
+
     def check_alive(self) -> None:
         for name, proc, log in self.running:
             if proc.poll() is not None:
@@ -133,7 +144,7 @@ class Processes:
                 proc.wait()
 
     def logs(self) -> str:
-        return "\n".join(f"--- {name} ---\n{log.read_text()[-3000:]}" for name, _, log in self.running)
+        return "\n".join(f"--- {name} ---\n{log.read_text()[-3000:]}" for name, _, log in [*self.killed, *self.running])
 
 
 @contextmanager
