@@ -6,7 +6,7 @@ the dashboard, a record that needs review, and the reconciliation page.
 
 It needs the playwright package (the dev extras) and Debian's Chromium at /usr/bin/chromium; no browser download.
 The user should be in the Finance group. The record shot needs a record that needs review; the reconciliation shot
-is skipped, saying so, while the server has no reconciliation page."""
+is skipped, saying so, while the server has no reconciliation page; with runs, it shows the newest run's page."""
 
 from __future__ import annotations
 
@@ -62,6 +62,11 @@ def shoot_reconciliation(page: Page, base: str, out: Path) -> Path | None:
     if response is None or response.status == 404:
         print(f"reconciliation.png skipped: {RECONCILIATION_PATH} is not on this server (404)", file=sys.stderr)
         return None
+    # The newest run's own page (its table by day and currency, and the differences), when there is one.
+    newest = page.locator("#result_list tbody tr th a").first
+    if newest.count():
+        newest.click()
+        page.wait_for_load_state()
     return _shoot(page, out / "reconciliation.png")
 
 
