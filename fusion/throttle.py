@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,7 +21,9 @@ from . import sources
 from .answers import DocumentTax, EssJob, ImportJob, Ledger, ReceivablesDocument
 from .client import FusionClient
 
-SLOT_TTL = 600  # seconds; longer than any paced call (reads retry up to 3 x timeout); a killed worker frees it
+SLOT_TTL = 600  # seconds; longer than any paced call (reads retry up to 3 x timeout): the last resort for a slot
+# whose holder died on another machine (one that died on this machine is taken back at once: _holder_gone)
+HOST = socket.gethostname()
 BACKOFF_TTL = 120  # seconds the lowered ceiling lasts after the last 429
 MAX_WAIT = 10.0  # seconds a call waits for a slot before the record is rescheduled instead
 
@@ -64,16 +68,46 @@ def _take_rate_token(connection: Connection, rate: float, deadline: float) -> No
         time.sleep(max(0.01, window + 1 - now))
 
 
+def _holder_gone(holder: Any) -> bool:
+    """True when a slot's holder was a process of this machine that no longer runs: a worker killed in the
+    middle of a call (SIGKILL, the OOM killer) never gives its slot back, and waiting for SLOT_TTL would stall
+    the connection's postings for minutes. A holder on another machine, or a process id reused since, is left to
+    the TTL."""
+    if not isinstance(holder, str):
+        return False
+    host, _, rest = holder.partition(" ")
+    pid_text = rest.partition(" ")[0]
+    if host != HOST or not pid_text.isdigit() or int(pid_text) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
+
+
+def _slot_take(key: str, token: str) -> bool:
+    if cache.add(key, token, SLOT_TTL):
+        return True
+    holder = cache.get(key)
+    if _holder_gone(holder) and cache.get(key) == holder:
+        cache.delete(key)
+        return cache.add(key, token, SLOT_TTL)
+    return False
+
+
 @contextmanager
 def fusion_slot(connection: Connection) -> Iterator[None]:
     concurrency, rate = limits(connection)
     deadline = time.time() + MAX_WAIT
-    token = uuid.uuid4().hex
+    token = f"{HOST} {os.getpid()} {uuid.uuid4().hex}"
     held = None
     while held is None:
         for index in range(concurrency):
             key = f"fusion-pace:{connection.pk}:slot:{index}"
-            if cache.add(key, token, SLOT_TTL):
+            if _slot_take(key, token):
                 held = key
                 break
         if held is None:

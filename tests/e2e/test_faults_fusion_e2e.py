@@ -173,9 +173,10 @@ def test_workers_killed_mid_post_at_random_points_lose_and_double_nothing(stack)
     orders, base = 30, 4_000
     chance = random.Random(SEED)
     with stack.case(base, latency_ms=300) as (mock, connection, url):
-        # fusion.throttle keeps a killed worker's call slots until their TTL (minutes): room for the 12 that three
-        # kills of a 4-process worker can leave, so that this case is about loss and duplication, not the pace.
-        Connection.objects.filter(pk=connection.pk).update(fusion_max_concurrency=24)
+        # The ceiling at the worker's own 4 processes: a killed worker's call slots must come back at once
+        # (fusion.throttle takes back a slot whose holder process is gone), or the connection would stall until
+        # their TTL ran out and this case would time out.
+        Connection.objects.filter(pk=connection.pk).update(fusion_max_concurrency=4)
         assert _send_all(url, [faultkit.order_body(base, n) for n in range(orders)]) == [200] * orders
         caught_working = 0
         for kill in range(3):

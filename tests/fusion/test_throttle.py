@@ -1,3 +1,5 @@
+import os
+import subprocess
 import threading
 import time
 
@@ -90,3 +92,39 @@ def test_a_full_ceiling_reschedules_instead_of_blocking_forever(monkeypatch):
         throttle.fusion_slot(connection),
     ):
         pass
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_slot_held_by_a_killed_process_of_this_machine_is_taken_back_at_once(monkeypatch):
+    """A worker SIGKILLed in the middle of a Fusion call never releases its slot; the next caller takes it back
+    instead of waiting out SLOT_TTL with the connection's postings stalled."""
+    connection = make_connection(fusion_max_concurrency=1)
+    monkeypatch.setattr(throttle, "MAX_WAIT", 0.2)
+    key = f"fusion-pace:{connection.pk}:slot:0"
+    cache.set(key, f"{throttle.HOST} {_dead_pid()} killed-mid-call", throttle.SLOT_TTL)
+
+    with throttle.fusion_slot(connection):
+        assert cache.get(key).startswith(f"{throttle.HOST} {os.getpid()} ")
+    assert cache.get(key) is None
+
+
+@pytest.mark.parametrize("holder", ["alive", "other-host", "legacy"])
+def test_a_slot_whose_holder_may_still_run_is_not_taken(monkeypatch, holder):
+    connection = make_connection(fusion_max_concurrency=1)
+    monkeypatch.setattr(throttle, "MAX_WAIT", 0.2)
+    value = {
+        "alive": f"{throttle.HOST} {os.getppid()} busy",
+        "other-host": f"{throttle.HOST}-elsewhere {_dead_pid()} busy",
+        "legacy": "0123456789abcdef",
+    }[holder]
+    key = f"fusion-pace:{connection.pk}:slot:0"
+    cache.set(key, value, throttle.SLOT_TTL)
+
+    with pytest.raises(TransientError, match="already running"), throttle.fusion_slot(connection):
+        pass
+    assert cache.get(key) == value
