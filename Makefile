@@ -2,6 +2,7 @@
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
+TEST_WORKERS ?= 2
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
@@ -26,7 +27,9 @@ run: bootstrap
 	$(BIN)/python manage.py ensure_schedules
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/honcho start -f Procfile
 
-# The whole suite. Without DATABASE_URL: the local PostgreSQL on 127.0.0.1 when it answers, else SQLite
+# The whole suite, in TEST_WORKERS processes (pytest-xdist; a test file stays in one process, so an end-to-end
+# module's processes start once; each process has its own test database and Redis databases: TEST_WORKERS=1 for
+# one process, at most 3). Without DATABASE_URL: the local PostgreSQL on 127.0.0.1 when it answers, else SQLite
 # (tests that need PostgreSQL semantics then skip, saying why). pytest's "no tests ran" (exit 5) fails.
 test: $(STAMP)
 	@mkdir -p var
@@ -36,7 +39,7 @@ test: $(STAMP)
 	  else echo "PostgreSQL not reachable on 127.0.0.1:5432: running on SQLite"; fi; \
 	fi; \
 	echo "database: $${DATABASE_URL:-sqlite}"; \
-	$(BIN)/pytest $(PYTEST_ARGS); rc=$$?; \
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
 # ruff (style, and no function over 60 statements or 12 branches), the import layers (import-linter contracts in

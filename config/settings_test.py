@@ -33,6 +33,9 @@ CONNECTOR_REJECTION_FLUSH_SECONDS = float(os.environ.get("TEST_REJECTION_FLUSH_S
 TEST_REDIS_HOST = os.environ.get("TEST_REDIS_HOST", "127.0.0.1")
 TEST_REDIS_PORT = int(os.environ.get("TEST_REDIS_PORT", "6379"))
 _redis_base = int(os.environ.get("TEST_REDIS_DB_BASE", "2"))
+# Under pytest-xdist each worker (gw0, gw1, ...) takes the next four databases, as it takes its own test database.
+_xdist_worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+_redis_base += 4 * int(_xdist_worker) if _xdist_worker.isdigit() else 0
 TEST_REDIS_DBS = {
     "cache": _redis_base,
     "broker": _redis_base + 1,
