@@ -147,8 +147,8 @@ def backfill_run(
     )
     if not result.complete:
         message += f"; stopped after {result.pages} pages (the run's limit), the next run carries on"
-    cache.set(checked_key(connection.pk), {"at": timezone.now(), "message": message}, timeout=None)
     if not result.found_something:
+        cache.set(checked_key(connection.pk), {"at": timezone.now(), "message": message}, timeout=None)
         return result
     audit_record(
         action="commerce.backfill",
@@ -167,8 +167,8 @@ def checked_key(connection_id: int) -> str:
 
 
 def backfill_checked(connection_id: int) -> dict[str, Any] | None:
-    """When the connection's backfill last ended without failing, and its message; kept in the cache (a run that
-    found nothing writes no row). None when the cache has forgotten it."""
+    """When the connection's backfill last ended finding nothing new, and its message; kept in the cache (such a
+    run writes no row). None when the cache has forgotten it."""
     return cache.get(checked_key(connection_id))
 
 

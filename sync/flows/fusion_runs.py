@@ -390,8 +390,8 @@ def last_checked_key(connection_id: int, stream: str) -> str:
 
 
 def last_checked(connection_id: int, stream: str) -> dict[str, Any] | None:
-    """When a run of the stream last ended without failing, and its counts: kept in the cache, not the database,
-    so that a check that finds nothing writes no row. None when the cache has forgotten it."""
+    """When a run of the stream last ended finding nothing to do, and its counts: kept in the cache, not the
+    database, so that such a check writes no row. None when the cache has forgotten it."""
     return cache.get(last_checked_key(connection_id, stream))
 
 
@@ -402,14 +402,14 @@ def _run_recorded(run: Run, runner: Callable[[Run], None]) -> None:
     except Exception as exc:
         _finish(run, status=SyncRun.Status.FAILED, error=str(exc))
         raise
-    status = SyncRun.Status.PARTIAL if run.partial else SyncRun.Status.DONE
-    cache.set(
-        last_checked_key(run.connection.pk, run.stream),
-        {"at": timezone.now(), "status": status, "counts": run.counts.as_dict()},
-        timeout=None,
-    )
     if run.did_something():
-        _finish(run, status=status)
+        _finish(run, status=SyncRun.Status.PARTIAL if run.partial else SyncRun.Status.DONE)
+    else:
+        cache.set(
+            last_checked_key(run.connection.pk, run.stream),
+            {"at": timezone.now(), "counts": run.counts.as_dict()},
+            timeout=None,
+        )
 
 
 def _finish(run: Run, *, status: str, error: str = "") -> None:
