@@ -8,6 +8,7 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from django.core.cache import cache
@@ -85,7 +86,7 @@ def _store_combination(connection: Connection, row: dict, combination: str) -> A
 def _site_values(row: dict) -> tuple[str, dict, set[str]]:
     """A customerAccountSitesLOV row: its account number, its values, and the keys it is findable by (its
     SiteUseId and its site name: BillToSite takes either)."""
-    values = {
+    values: dict[str, Any] = {
         "site_use_id": str(row.get("SiteUseId") or ""),
         "site_name": str(row.get("SiteName") or ""),
         "customer_name": str(row.get("CustomerName") or ""),
@@ -93,7 +94,8 @@ def _site_values(row: dict) -> tuple[str, dict, set[str]]:
         "party_number": str(row.get("PartyNumber") or ""),
         "active": True,
     }
-    return str(row.get("AccountNumber") or ""), values, {values["site_use_id"], values["site_name"]} - {""}
+    keys = {str(values["site_use_id"]), str(values["site_name"])} - {""}
+    return str(row.get("AccountNumber") or ""), values, keys
 
 
 def _store_site(connection: Connection, row: dict) -> list[CustomerAccount]:
@@ -135,7 +137,7 @@ class _Changes:
         """The cached rows the read did not return and that are still active (enabled)."""
         return [obj.pk for key, obj in self.existing.items() if key not in self.seen and getattr(obj, flag)]
 
-    def save(self, model: type, *, flag: str, started: datetime) -> int:
+    def save(self, model: type[CustomerAccount] | type[AccountCombination], *, flag: str, started: datetime) -> int:
         now = timezone.now()
         for obj in self.changed.values():
             obj.fetched_at = now
@@ -160,9 +162,7 @@ def _refresh_sites(connection: Connection, client: FusionApi, started: datetime)
             changes.take(
                 (number, site),
                 values,
-                lambda number=number, site=site: CustomerAccount(
-                    connection=connection, account_number=number, site=site
-                ),
+                partial(CustomerAccount, connection=connection, account_number=number, site=site),
             )
     return sites, changes.save(CustomerAccount, flag="active", started=started)
 
@@ -180,7 +180,7 @@ def _refresh_combinations(
             changes.take(
                 combination,
                 _combination_values(row),
-                lambda combination=combination: AccountCombination(connection=connection, combination=combination),
+                partial(AccountCombination, connection=connection, combination=combination),
             )
     return combinations, changes.save(AccountCombination, flag="enabled", started=started)
 
