@@ -7,11 +7,14 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 
 import pytest
 from django.core.cache import cache
 from django.db import connection as db
+from django.utils import timezone
 
+from fusion.models import JournalBatch
 from sync import tasks
 from sync.models import FusionSyncSettings
 from tests import mockservers
@@ -100,3 +103,23 @@ def test_a_periodic_task_run_again_with_nothing_changed_writes_nothing(name, con
         commerce_before,
         commerce_mock.requests_by_path,
     )
+
+
+def test_journal_ship_leaves_a_batch_still_filling_and_an_import_not_due_for_a_poll(connection, fusion_mock):
+    now = timezone.now()
+    JournalBatch.objects.create(
+        connection=connection, state=JournalBatch.State.OPEN, group_id=900_001, name="filling", line_count=3
+    )
+    JournalBatch.objects.create(
+        connection=connection,
+        state=JournalBatch.State.RUNNING,
+        group_id=900_002,
+        name="importing",
+        line_count=5,
+        next_poll_at=now + timedelta(minutes=5),
+    )
+    before = requests_of(fusion_mock)
+    with counted_writes() as writes:
+        assert tasks.ship_journals() == "0 closed, 0 submitted, 0 polled"
+    assert dict(writes) == {}
+    assert requests_of(fusion_mock) == before
