@@ -239,9 +239,12 @@ class Run:
 
     def did_something(self) -> bool:
         """Whether the run changed or found anything worth a run row: a write, a failure, a missing record, a
-        moved watermark or a stop at the time limit. A run that only confirmed that nothing changed is not kept."""
+        moved watermark, a stop at the time limit, or links kept (its row is made then). A run that only confirmed
+        that nothing changed is not kept."""
         c = self.counts
-        return bool(c.written or c.created or c.failed or c.missing or self.moved or self.partial)
+        return bool(
+            c.written or c.created or c.failed or c.missing or self.moved or self.partial or self.row is not None
+        )
 
     def row_ensure(self) -> SyncRun:
         """The run's SyncRun row, made when the run first has something to keep (a check that finds nothing has
