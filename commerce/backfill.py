@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 from django.conf import settings
+from django.core.cache import cache
 from django.db import DataError, transaction
 from django.utils import timezone
 
@@ -39,6 +40,13 @@ class BackfillResult:
     complete: bool = True  # False: stopped at the run's page or time limit, the next run carries on
     resume_from: datetime | None = None  # when not complete: every kind is read up to here
     watermark: datetime | None = None  # the watermark this run saved last (None: left as it was)
+    newest: datetime | None = None  # the latest updated_at read
+
+    @property
+    def found_something(self) -> bool:
+        """Whether the run made a record, parked one, moved the watermark or stopped short: a run that read
+        nothing new writes nothing (no watermark, no audit event)."""
+        return bool(self.created or self.unreadable or self.watermark or not self.complete)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -77,10 +85,12 @@ def backfill_run(
 
     The three searches (keyset-paged, oldest first) advance together, one page at a time from whichever is
     furthest behind, and the watermark is saved after every page: up to where all three are read, or the run's
-    start once all are read. It only moves forward. A run stops after `max_pages` pages or `max_seconds`
-    (CONNECTOR_BACKFILL_MAX_PAGES / _MAX_SECONDS), and a failed run keeps what it read: the next run carries
-    on from the watermark. One audit event per run. `progress`, when given, hears after every page: its kind,
-    the documents on it and the counts so far."""
+    start once all are read. It only moves forward, and only past something new. A run stops after `max_pages`
+    pages or `max_seconds` (CONNECTOR_BACKFILL_MAX_PAGES / _MAX_SECONDS), and a failed run keeps what it read:
+    the next run carries on from the watermark. One audit event per run that made or parked a record, moved the
+    watermark, stopped short or failed; a run that found nothing new writes nothing (backfill_checked keeps
+    when it ended).
+    `progress`, when given, hears after every page: its kind, the documents on it and the counts so far."""
     now = now or timezone.now()
     overlap = timedelta(seconds=settings.CONNECTOR_BACKFILL_OVERLAP_SECONDS)
     if since is None:
@@ -116,7 +126,9 @@ def backfill_run(
                 _backfill_page(connection=connection, kind=kind, entities=page, result=result, actor=actor)
                 if progress is not None:
                     progress(kind, len(page), result)
-                reached[kind] = max(reached[kind], _backfill_read_up_to(page) or reached[kind])
+                read_up_to = _backfill_read_up_to(page)
+                reached[kind] = max(reached[kind], read_up_to or reached[kind])
+                result.newest = max(filter(None, (result.newest, read_up_to)), default=None)
             _backfill_advance(connection, _backfill_mark(reached, since=since, now=now, overlap=overlap), result)
     except Exception as exc:
         audit_record(
@@ -135,6 +147,9 @@ def backfill_run(
     )
     if not result.complete:
         message += f"; stopped after {result.pages} pages (the run's limit), the next run carries on"
+    if not result.found_something:
+        cache.set(checked_key(connection.pk), {"at": timezone.now(), "message": message}, timeout=None)
+        return result
     audit_record(
         action="commerce.backfill",
         actor=actor,
@@ -145,6 +160,16 @@ def backfill_run(
         data=result.as_dict(),
     )
     return result
+
+
+def checked_key(connection_id: int) -> str:
+    return f"commerce-backfill:checked:{connection_id}"
+
+
+def backfill_checked(connection_id: int) -> dict[str, Any] | None:
+    """When the connection's backfill last ended finding nothing new, and its message; kept in the cache (such a
+    run writes no row). None when the cache has forgotten it."""
+    return cache.get(checked_key(connection_id))
 
 
 def _backfill_read_up_to(page: list[dict[str, Any]]) -> datetime | None:
@@ -171,9 +196,14 @@ def _backfill_mark(
 
 def _backfill_advance(connection: Connection, mark: datetime | None, result: BackfillResult) -> None:
     """Save the watermark when it moves forward (never back: a manual run from an earlier date, or a concurrent
-    run further on, must not pull it back)."""
+    run further on, must not pull it back), and only past something new: a document made into a record or
+    parked, or one stamped after the watermark. A run that read nothing newer leaves it (the next run reads from
+    a little earlier, which is always safe) and writes nothing."""
     current = connection.commerce_backfill_watermark
     if mark is None or (current is not None and mark <= current):
+        return
+    newer = result.newest is not None and (current is None or result.newest > current)
+    if current is not None and not (newer or result.created or result.unreadable):
         return
     with transaction.atomic():
         stored = (

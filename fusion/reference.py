@@ -5,10 +5,13 @@ posted to a disabled, end-dated or unknown combination or customer."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import partial
+from typing import Any
 
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
@@ -50,28 +53,40 @@ def _combination_of(row: dict, segment_names: Sequence[str], delimiter: str) -> 
     return delimiter.join(str(v) for v in values)
 
 
+COMBINATION_FIELDS = (
+    "code_combination_id",
+    "enabled",
+    "start_date",
+    "end_date",
+    "detail_posting_allowed",
+    "account_type",
+)
+SITE_FIELDS = ("site_use_id", "site_name", "customer_name", "customer_account_id", "party_number", "active")
+CHECKED_KEY = "fusion-reference:checked:{connection_id}:{kind}"  # when a complete refresh last confirmed the rows
+
+
+def _combination_values(row: dict) -> dict:
+    return {
+        "code_combination_id": str(row.get("_CODE_COMBINATION_ID") or ""),
+        "enabled": _flag(row.get("EnabledFlag", "Y")),
+        "start_date": _date(row.get("StartDateActive")),
+        "end_date": _date(row.get("EndDateActive")),
+        "detail_posting_allowed": _flag(row.get("DetailPostingAllowedFlag", "Y")),
+        "account_type": str(row.get("AccountType") or "")[:4],
+    }
+
+
 def _store_combination(connection: Connection, row: dict, combination: str) -> AccountCombination:
     obj, _ = AccountCombination.objects.update_or_create(
-        connection=connection,
-        combination=combination,
-        defaults={
-            "code_combination_id": str(row.get("_CODE_COMBINATION_ID") or ""),
-            "enabled": _flag(row.get("EnabledFlag", "Y")),
-            "start_date": _date(row.get("StartDateActive")),
-            "end_date": _date(row.get("EndDateActive")),
-            "detail_posting_allowed": _flag(row.get("DetailPostingAllowedFlag", "Y")),
-            "account_type": str(row.get("AccountType") or "")[:4],
-        },
+        connection=connection, combination=combination, defaults=_combination_values(row)
     )
     return obj
 
 
-def _store_site(connection: Connection, row: dict) -> list[CustomerAccount]:
-    """A customerAccountSitesLOV row is findable by its SiteUseId and by its site name (BillToSite takes either)."""
-    number = str(row.get("AccountNumber") or "")
-    if not number:
-        return []
-    defaults = {
+def _site_values(row: dict) -> tuple[str, dict, set[str]]:
+    """A customerAccountSitesLOV row: its account number, its values, and the keys it is findable by (its
+    SiteUseId and its site name: BillToSite takes either)."""
+    values: dict[str, Any] = {
         "site_use_id": str(row.get("SiteUseId") or ""),
         "site_name": str(row.get("SiteName") or ""),
         "customer_name": str(row.get("CustomerName") or ""),
@@ -79,8 +94,16 @@ def _store_site(connection: Connection, row: dict) -> list[CustomerAccount]:
         "party_number": str(row.get("PartyNumber") or ""),
         "active": True,
     }
+    keys = {str(values["site_use_id"]), str(values["site_name"])} - {""}
+    return str(row.get("AccountNumber") or ""), values, keys
+
+
+def _store_site(connection: Connection, row: dict) -> list[CustomerAccount]:
+    number, defaults, sites = _site_values(row)
+    if not number:
+        return []
     stored = []
-    for site in {defaults["site_use_id"], defaults["site_name"]} - {""}:
+    for site in sites:
         obj, _ = CustomerAccount.objects.update_or_create(
             connection=connection, account_number=number, site=site, defaults=defaults
         )
@@ -88,44 +111,132 @@ def _store_site(connection: Connection, row: dict) -> list[CustomerAccount]:
     return stored
 
 
+class _Changes:
+    """The cached rows of one kind against what a complete read returns: only new, changed and vanished rows are
+    written, so a refresh that finds Fusion unchanged writes nothing."""
+
+    def __init__(self, existing: dict, fields: tuple[str, ...]) -> None:
+        self.existing = existing
+        self.fields = fields
+        self.new: dict = {}
+        self.changed: dict[int, Any] = {}
+        self.seen: set = set()
+
+    def take(self, key: Any, values: dict, make: Callable[[], Any]) -> None:
+        self.seen.add(key)
+        obj = self.existing.get(key)
+        if obj is None:
+            obj = self.new.get(key) or make()
+            self.new[key] = obj
+        elif any(getattr(obj, name) != value for name, value in values.items()):
+            self.changed[obj.pk] = obj
+        for name, value in values.items():
+            setattr(obj, name, value)
+
+    def gone(self, flag: str) -> list[int]:
+        """The cached rows the read did not return and that are still active (enabled)."""
+        return [obj.pk for key, obj in self.existing.items() if key not in self.seen and getattr(obj, flag)]
+
+    def save(self, model: type[CustomerAccount] | type[AccountCombination], *, flag: str, started: datetime) -> int:
+        now = timezone.now()
+        for obj in self.changed.values():
+            obj.fetched_at = now
+        model.objects.bulk_create(list(self.new.values()), batch_size=500, ignore_conflicts=True)
+        model.objects.bulk_update(list(self.changed.values()), [*self.fields, "fetched_at"], batch_size=500)
+        gone = self.gone(flag)
+        if gone:  # not those a lookup fetched since the read began
+            model.objects.filter(pk__in=gone, fetched_at__lt=started).update(**{flag: False})
+        return len(self.new) + len(self.changed) + len(gone)
+
+
+def _refresh_sites(connection: Connection, client: FusionApi, started: datetime) -> tuple[int, int]:
+    cached = CustomerAccount.objects.filter(connection=connection)
+    changes = _Changes({(a.account_number, a.site): a for a in cached}, SITE_FIELDS)
+    sites = 0
+    for row in client.iter_items("customerAccountSitesLOV", order_by="SiteUseId", fields=CUSTOMER_FIELDS):
+        number, values, keys = _site_values(row)
+        if not number:
+            continue
+        for site in keys:
+            sites += 1
+            changes.take(
+                (number, site),
+                values,
+                partial(CustomerAccount, connection=connection, account_number=number, site=site),
+            )
+    return sites, changes.save(CustomerAccount, flag="active", started=started)
+
+
+def _refresh_combinations(
+    connection: Connection, client: FusionApi, started: datetime, segment_names: Sequence[str], delimiter: str
+) -> tuple[int, int]:
+    cached = AccountCombination.objects.filter(connection=connection)
+    changes = _Changes({c.combination: c for c in cached}, COMBINATION_FIELDS)
+    combinations = 0
+    for row in client.iter_items("accountCombinationsLOV", order_by="_CODE_COMBINATION_ID"):
+        combination = _combination_of(row, segment_names, delimiter)
+        if combination:
+            combinations += 1
+            changes.take(
+                combination,
+                _combination_values(row),
+                partial(AccountCombination, connection=connection, combination=combination),
+            )
+    return combinations, changes.save(AccountCombination, flag="enabled", started=started)
+
+
 def reference_refresh(
     *, connection: Connection, client: FusionApi, segment_names: Sequence[str], delimiter: str = "-"
 ) -> dict[str, int]:
-    """Pull every customer site and account combination into the cache. Rows no longer returned by Fusion are
-    marked inactive/disabled, so a customer or account removed in Fusion stops being postable."""
+    """Pull every customer site and account combination and bring the cache in line: new rows inserted, changed
+    ones updated, rows no longer returned by Fusion marked inactive/disabled (so a customer or account removed in
+    Fusion stops being postable); unchanged rows are left alone. The status row and an audit event are written
+    when something changed; when the refresh last confirmed the cache is kept in the cache (refresh_checked_at)."""
     started = timezone.now()
-    sites = 0
-    for row in client.iter_items("customerAccountSitesLOV", order_by="SiteUseId", fields=CUSTOMER_FIELDS):
-        sites += len(_store_site(connection, row))
-    CustomerAccount.objects.filter(connection=connection, fetched_at__lt=started).update(active=False)
-    combinations = 0
+    sites, sites_changed = _refresh_sites(connection, client, started)
+    combinations = combinations_changed = 0
     if segment_names:
-        for row in client.iter_items("accountCombinationsLOV", order_by="_CODE_COMBINATION_ID"):
-            combination = _combination_of(row, segment_names, delimiter)
-            if combination:
-                _store_combination(connection, row, combination)
-                combinations += 1
-        AccountCombination.objects.filter(connection=connection, fetched_at__lt=started).update(enabled=False)
-    with transaction.atomic():
-        ReferenceStatus.objects.update_or_create(
-            connection=connection,
-            defaults={
-                "customers_refreshed_at": started,
-                **({"combinations_refreshed_at": started} if segment_names else {}),
-            },
+        combinations, combinations_changed = _refresh_combinations(
+            connection, client, started, segment_names, delimiter
         )
-        audit_record(
-            action="fusion.reference_refreshed",
-            actor="system:fusion-reference",
-            connection=connection,
-            message=f"{sites} customer sites and {combinations} account combinations refreshed",
-            data={"sites": sites, "combinations": combinations},
-        )
-    return {"sites": sites, "combinations": combinations}
+    kinds = ["customers", *(["combinations"] if segment_names else [])]
+    changed = sites_changed + combinations_changed
+    if changed or not ReferenceStatus.objects.filter(connection=connection).exists():
+        with transaction.atomic():
+            ReferenceStatus.objects.update_or_create(
+                connection=connection, defaults={f"{kind}_refreshed_at": started for kind in kinds}
+            )
+            audit_record(
+                action="fusion.reference_refreshed",
+                actor="system:fusion-reference",
+                connection=connection,
+                message=f"{sites} customer sites and {combinations} account combinations refreshed: {changed} "
+                "cached rows added, changed or retired",
+                data={"sites": sites, "combinations": combinations, "changed": changed},
+            )
+    cache.set_many({_checked_key(connection.pk, kind): started for kind in kinds}, timeout=None)
+    return {"sites": sites, "combinations": combinations, "changed": changed}
+
+
+def _checked_key(connection_id: int, kind: str) -> str:
+    return CHECKED_KEY.format(connection_id=connection_id, kind=kind)
+
+
+def refresh_checked_at(connection_id: int, kind: str) -> datetime | None:
+    """When a complete refresh last confirmed the cached rows of `kind` (customers, combinations); None when the
+    cache has forgotten it."""
+    return cache.get(_checked_key(connection_id, kind))
 
 
 def _fresh(obj: CustomerAccount | AccountCombination | None, now: datetime) -> bool:
-    return obj is not None and now - obj.fetched_at < MAX_CACHE_AGE
+    """Fetched, or confirmed unchanged by a complete refresh, within MAX_CACHE_AGE."""
+    if obj is None:
+        return False
+    if now - obj.fetched_at < MAX_CACHE_AGE:
+        return True
+    kind = "customers" if isinstance(obj, CustomerAccount) else "combinations"
+    checked = refresh_checked_at(obj.connection_id, kind)
+    return checked is not None and now - checked < MAX_CACHE_AGE
 
 
 def combination_lookup(

@@ -8,15 +8,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import CharField, Count, Min, OuterRef, Q, Subquery
 from django.db.models.functions import Cast
 from django.utils import timezone
 
 from audit.models import AuditEvent
+from commerce.backfill import checked_key as backfill_checked_key
 from commerce.models import Delivery
 from connector.models import Connection, Record
 from fusion.models import JournalBatch
 
+from .flows.fusion_runs import last_checked_key
 from .models import ReconciliationRun, Stream, SyncRun, SyncStream
 
 # Records a worker still has to carry to Fusion (a record whose AR document is posted and whose journal lines
@@ -48,13 +51,25 @@ def duration_words(delta: timedelta) -> str:
 
 @dataclass(frozen=True)
 class LastRun:
-    """The last run of a scheduled job: when it started, how it ended, in a word and in a sentence."""
+    """The last run of a scheduled job that did something: when it started, how it ended, in a word and in a
+    sentence; and when the job last ended finding nothing to do (`checked_at`, from the cache: such a run writes
+    no row). A failure a later check has passed is no longer shown as one."""
 
     name: str
     started_at: datetime | None
     outcome: str = ""
     ok: bool = True
     detail: str = ""
+    checked_at: datetime | None = None
+
+    @classmethod
+    def of(cls, name: str, started_at: datetime | None, checked: dict | None, **kwargs) -> LastRun:
+        checked_at = checked.get("at") if isinstance(checked, dict) else None
+        if checked_at is not None and started_at is not None and checked_at <= started_at:
+            checked_at = None  # the run shown is the latest
+        if checked_at is not None:
+            kwargs["ok"] = True
+        return cls(name=name, started_at=started_at, checked_at=checked_at, **kwargs)
 
 
 @dataclass
@@ -91,15 +106,17 @@ def dashboard(*, now: datetime | None = None) -> list[ConnectionDashboard]:
     now = now or timezone.now()
     connections = list(_connections())
     boards = {c.pk: ConnectionDashboard(connection=c, now=now) for c in connections}
+    checked = cache.get_many([backfill_checked_key(c.pk) for c in connections])
     for c in connections:
         board = boards[c.pk]
         board.last_webhook_at = c.last_webhook_at
         board.oldest_pending_at = c.oldest_unread_at
         failed = c.backfill_outcome not in (None, AuditEvent.Outcome.SUCCESS)
         board.runs.append(
-            LastRun(
-                name="Commerce backfill",
-                started_at=c.backfill_at,
+            LastRun.of(
+                "Commerce backfill",
+                c.backfill_at,
+                checked.get(backfill_checked_key(c.pk)),
                 outcome="" if c.backfill_at is None else ("Failed" if failed else "Done"),
                 ok=not failed,
                 detail=c.backfill_message or "",
@@ -208,6 +225,7 @@ def _add_sync_runs(boards: dict[int, ConnectionDashboard]) -> None:
         .values("connection", "stream", "last_run")
     )
     runs = SyncRun.objects.in_bulk([s["last_run"] for s in streams if s["last_run"]])
+    checked = cache.get_many([last_checked_key(s["connection"], s["stream"]) for s in streams])
     labels = dict(Stream.choices)
     for s in streams:
         board = boards.get(s["connection"])
@@ -215,13 +233,15 @@ def _add_sync_runs(boards: dict[int, ConnectionDashboard]) -> None:
             continue
         name = f"Fusion sync: {labels.get(s['stream'], s['stream'])}"
         run = runs.get(s["last_run"])
+        last_check = checked.get(last_checked_key(s["connection"], s["stream"]))
         if run is None:
-            board.runs.append(LastRun(name=name, started_at=None))
+            board.runs.append(LastRun.of(name, None, last_check))
             continue
         board.runs.append(
-            LastRun(
-                name=name,
-                started_at=run.started_at,
+            LastRun.of(
+                name,
+                run.started_at,
+                last_check,
                 outcome=run.get_status_display(),
                 ok=run.status != SyncRun.Status.FAILED,
                 detail=run.error,

@@ -169,45 +169,42 @@ def synced_rule_ensure(run: Run, rules: GlRules, link: SyncLink, source: Source)
 
 
 def customers_run(run: Run) -> None:
-    """Read every account, settle each batch, mark what the read saw; after a complete read, report the linked
-    accounts Fusion no longer returns."""
+    """Read every account, settle each batch; after a complete read, report the linked accounts Fusion no longer
+    returns. The watermark (when the last complete read began) moves only with a read that changed something:
+    a read that confirms nothing changed writes nothing."""
     settings = run.settings
     side = CustomerSide(run, gl_rules(run.connection))
     fields = tuple(dict.fromkeys([*(settings.customer_attributes or {}).values(), settings.customer_email_field]))
     sites = run.fusion.customer_sites(fields=tuple(f for f in fields if f))
     complete = True
+    seen: set[str] = set()
     for batch in chunked(accounts(sites), max(1, BATCH_SIZE // 2)):
         sources = [account_source(group, settings) for group in batch]
         with transaction.atomic():  # one commit per batch
             process_batch(run, side, sources)
-            _mark_seen(run, [s.key for s in sources])
+        seen.update(s.key for s in sources)
         run.note("batch")
         if run.out_of_time():
             run.partial, complete = True, False
             break
     if complete:
-        _report_missing(run)
-        run.advance_watermark(run.started_at)
+        _report_missing(run, seen)
+        if run.did_something():
+            run.advance_watermark(run.started_at)
 
 
-def _mark_seen(run: Run, keys: list[str]) -> None:
-    if not run.dry_run:
-        SyncLink.objects.filter(connection=run.connection, kind=SyncLink.Kind.CUSTOMER, fusion_key__in=keys).update(
-            seen_at=run.started_at
-        )
-
-
-def _report_missing(run: Run) -> None:
-    """Linked accounts the complete read did not return: asked for once more by number (a row can slip between
-    pages while Fusion changes), then reported as missing. Nothing is deleted in Commerce."""
-    unseen = (
+def _report_missing(run: Run, seen: set[str]) -> None:
+    """Linked accounts the complete read did not return (`seen` holds those it did): asked for once more by
+    number (a row can slip between pages while Fusion changes), then reported as missing. Nothing is deleted in
+    Commerce."""
+    linked = (
         SyncLink.objects.filter(connection=run.connection, kind=SyncLink.Kind.CUSTOMER, created_at__lt=run.started_at)
         .exclude(state=SyncLink.State.MISSING)
-        .exclude(seen_at__gte=run.started_at)
         .values_list("fusion_key", flat=True)
         .distinct()
     )
-    for key in list(unseen.iterator()):
+    unseen = [key for key in linked.iterator() if key not in seen]
+    for key in unseen:
         try:
             still_there = next(iter(run.fusion.customer_sites(account_number=key)), None) is not None
         except ConnectorError as exc:

@@ -4,7 +4,8 @@ products they concern get their GL attribute rewritten, without reading Fusion.
 Every link keeps the rules version its values were computed with (fusion_gl). A run takes the links whose version
 is not today's, recomputes their values from the Fusion data and Commerce facts kept on them, and writes only where
 the GL value really changed (a rule for LAP-* touches only those products); the rest just take the new version. A
-run with no rule change reads nothing and calls nothing. The customer rules the sync keeps get the new segment
+run with no rule change reads nothing, calls nothing and writes nothing (its watermark, when the last sweep
+that had links to redo finished, stays). The customer rules the sync keeps get the new segment
 values too."""
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from .fusion_runs import BATCH_SIZE, Run, chunked
 def gl_run(run: Run) -> None:
     rules = gl_rules(run.connection)
     sides = (CustomerSide(run, rules), ProductSide(run, rules))
+    swept = False
     for side in sides:
         stale = (
             SyncLink.objects.filter(
@@ -34,6 +36,7 @@ def gl_run(run: Run) -> None:
             .order_by("pk")
         )
         for batch in chunked(stale.iterator(chunk_size=BATCH_SIZE), BATCH_SIZE):
+            swept = True
             sources = {link.fusion_key: Source.from_json(link.fusion_data) for link in batch}
             with transaction.atomic():  # one commit per batch
                 process_batch(run, side, list(sources.values()), from_fusion=False)
@@ -44,4 +47,5 @@ def gl_run(run: Run) -> None:
             if run.out_of_time():
                 run.partial = True
                 return
-    run.advance_watermark(timezone.now())
+    if swept:
+        run.advance_watermark(timezone.now())

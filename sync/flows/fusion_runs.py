@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from django.conf import settings as django_settings
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
@@ -127,6 +128,7 @@ class Run:
     row: SyncRun | None = None
     partial: bool = False
     transient_in_a_row: int = 0
+    moved: bool = False  # the watermark moved: the run is kept as a SyncRun row even when it wrote nothing else
     links: list[SyncLink] = field(default_factory=list)
     audits: list[dict[str, Any]] = field(default_factory=list)
 
@@ -152,8 +154,10 @@ class Run:
         with transaction.atomic():
             stream = self.stream_row()
             current = SyncStream.objects.select_for_update().values_list("watermark", flat=True).get(pk=stream.pk)
-            if current is None or mark > current:
-                SyncStream.objects.filter(pk=stream.pk).update(watermark=mark)
+            if current is not None and mark <= current:
+                return
+            SyncStream.objects.filter(pk=stream.pk).update(watermark=mark)
+        self.moved = True
         self.note("watermark", watermark=mark)
 
     def call(self, what: Callable[[], T], *, idempotent: bool) -> T:
@@ -225,7 +229,7 @@ class Run:
                 "target_id": target_id,
                 "message": f"{target_type} {target_id} {action.split('_')[-1]} from Fusion {fusion_key}: "
                 + ", ".join(sorted(after)),
-                "data": {"before": before, "after": after, "fusion_key": fusion_key, "run": self.row_id},
+                "data": {"before": before, "after": after, "fusion_key": fusion_key},
             }
         )
 
@@ -233,13 +237,40 @@ class Run:
     def row_id(self) -> int | None:
         return self.row.pk if self.row else None
 
+    def did_something(self) -> bool:
+        """Whether the run changed or found anything worth a run row: a write, a failure, a missing record, a
+        moved watermark, a stop at the time limit, or links kept (its row is made then). A run that only confirmed
+        that nothing changed is not kept."""
+        c = self.counts
+        return bool(
+            c.written or c.created or c.failed or c.missing or self.moved or self.partial or self.row is not None
+        )
+
+    def row_ensure(self) -> SyncRun:
+        """The run's SyncRun row, made when the run first has something to keep (a check that finds nothing has
+        none: it is kept in the cache, see last_checked)."""
+        if self.row is None:
+            self.row = SyncRun.objects.create(
+                connection=self.connection,
+                stream=self.stream,
+                full=self.full,
+                actor=self.actor[:150],
+                started_at=self.started_at,
+            )
+        return self.row
+
     def keep(self, link: SyncLink) -> None:
         """A link whose outcome is to be kept: saved by flush(), with the batch."""
         if not self.dry_run and all(kept is not link for kept in self.links):
             self.links.append(link)
 
     def flush(self) -> None:
-        """Write the batch's links (one bulk insert, one bulk update) and audit events (one insert)."""
+        """Write the batch's links (one bulk insert, one bulk update) and audit events (one insert), with the run's
+        row made first when there are any."""
+        if (self.links or self.audits) and not self.dry_run:
+            run_id = self.row_ensure().pk
+            for audit in self.audits:
+                audit["data"]["run"] = run_id
         if self.links:
             now = timezone.now()
             for link in self.links:
@@ -317,7 +348,9 @@ def fusion_sync_run(
 ) -> Run:
     """Run one stream of one connection once. A dry run reads both systems and reports what would change through
     `progress`, and writes nothing anywhere (no Commerce write, no database row). A real run holds the stream's
-    lock (AlreadyRunning when another holds it), is a SyncRun row and one audit event. `full` reads everything
+    lock (AlreadyRunning when another holds it); when it writes, fails, stops at its limit or moves the watermark
+    it is a SyncRun row and one audit event, and a run that finds nothing to do writes nothing (its end is kept
+    in the cache: last_checked). `full` reads everything
     and compares with Commerce's current values instead of with what the sync last wrote."""
     runner = _runner(stream)
     run = Run(
@@ -355,22 +388,35 @@ def _transport_of(client: Any) -> Any:
     return inner.transport
 
 
+def last_checked_key(connection_id: int, stream: str) -> str:
+    return f"fusion-sync:last-checked:{connection_id}:{stream}"
+
+
+def last_checked(connection_id: int, stream: str) -> dict[str, Any] | None:
+    """When a run of the stream last ended finding nothing to do, and its counts: kept in the cache, not the
+    database, so that such a check writes no row. None when the cache has forgotten it."""
+    return cache.get(last_checked_key(connection_id, stream))
+
+
 def _run_recorded(run: Run, runner: Callable[[Run], None]) -> None:
-    run.row = SyncRun.objects.create(
-        connection=run.connection, stream=run.stream, full=run.full, actor=run.actor[:150], started_at=run.started_at
-    )
     try:
         runner(run)
         run.flush()
     except Exception as exc:
         _finish(run, status=SyncRun.Status.FAILED, error=str(exc))
         raise
-    _finish(run, status=SyncRun.Status.PARTIAL if run.partial else SyncRun.Status.DONE)
+    if run.did_something():
+        _finish(run, status=SyncRun.Status.PARTIAL if run.partial else SyncRun.Status.DONE)
+    else:
+        cache.set(
+            last_checked_key(run.connection.pk, run.stream),
+            {"at": timezone.now(), "counts": run.counts.as_dict()},
+            timeout=None,
+        )
 
 
 def _finish(run: Run, *, status: str, error: str = "") -> None:
-    row = run.row
-    assert row is not None
+    row = run.row_ensure()
     row.status = status
     row.error = error[:4000]
     row.finished_at = timezone.now()

@@ -102,6 +102,30 @@ def test_second_run_creates_nothing(shop):
     assert Record.objects.count() == 1
 
 
+def test_a_run_that_reads_nothing_new_leaves_the_watermark_and_writes_no_audit_event(shop):
+    client = FakeCommerce(orders=[rest_order(5, updated_at="2026-11-26 11:58:00")])
+    backfill_run(connection=shop, client=client, now=NOW)
+    events = AuditEvent.objects.filter(action="commerce.backfill")
+    assert events.count() == 1
+    # Five minutes on, the overlap reads the same order again: known, stamped before the watermark.
+    again = backfill_run(connection=shop, client=client, now=NOW + timedelta(minutes=5))
+    assert again.known == 1 and again.watermark is None
+    shop.refresh_from_db()
+    assert shop.commerce_backfill_watermark == NOW
+    assert events.count() == 1
+    client.data["orders"] = []  # an empty read: the same
+    backfill_run(connection=shop, client=client, now=NOW + timedelta(minutes=10))
+    shop.refresh_from_db()
+    assert shop.commerce_backfill_watermark == NOW and events.count() == 1
+
+    client.data["orders"] = [rest_order(6, updated_at="2026-11-26 12:12:00")]
+    later = backfill_run(connection=shop, client=client, now=NOW + timedelta(minutes=15))
+    assert later.created == 1
+    shop.refresh_from_db()
+    assert shop.commerce_backfill_watermark == NOW + timedelta(minutes=15)
+    assert events.count() == 2
+
+
 def test_watermark_is_read_back_with_an_overlap(shop):
     Connection.objects.filter(pk=shop.pk).update(commerce_backfill_watermark=NOW)
     shop.refresh_from_db()

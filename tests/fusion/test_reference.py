@@ -5,6 +5,7 @@ from datetime import date
 import pytest
 import responses
 from django.core.cache import cache
+from django.utils import timezone
 
 from fusion import reference
 from fusion.client import FusionClient
@@ -74,10 +75,72 @@ def test_refresh_caches_sites_and_combinations_and_disables_what_vanished(rsps):
     counts = reference.reference_refresh(
         connection=connection, client=FusionClient.for_connection(connection), segment_names=NAMES
     )
-    assert counts == {"sites": 2, "combinations": 2}  # one site, findable by id and by name
+    # one site, findable by id and by name; 2 sites and 2 combinations added, 1 combination disabled
+    assert counts == {"sites": 2, "combinations": 2, "changed": 5}
     assert set(CustomerAccount.objects.values_list("site", flat=True)) == {"1042", "CSR Seattle"}
     enabled = dict(AccountCombination.objects.values_list("combination", "enabled"))
     assert enabled == {"01-000-4110-0000-000": True, "01-000-4999-0000-000": False, "09-000-0000-0000-000": False}
+
+
+def _refresh(connection):
+    return reference.reference_refresh(
+        connection=connection, client=FusionClient.for_connection(connection), segment_names=NAMES
+    )
+
+
+def test_a_refresh_rewrites_only_the_rows_fusion_changed(rsps):
+    connection = make_connection()
+    rsps.add(
+        responses.GET,
+        f"{BASE}/customerAccountSitesLOV",
+        json=_page([{"AccountNumber": "1008", "SiteUseId": 1042, "SiteName": "CSR Seattle", "CustomerName": "CSR"}]),
+    )
+    lov = rsps.add(
+        responses.GET,
+        f"{BASE}/accountCombinationsLOV",
+        json=_page([_combo("01-000-4110-0000-000"), _combo("01-000-4999-0000-000")]),
+    )
+    _refresh(connection)
+    stamps = dict(AccountCombination.objects.values_list("combination", "fetched_at"))
+    site_stamps = set(CustomerAccount.objects.values_list("fetched_at", flat=True))
+    assert _refresh(connection)["changed"] == 0
+    assert dict(AccountCombination.objects.values_list("combination", "fetched_at")) == stamps
+    assert set(CustomerAccount.objects.values_list("fetched_at", flat=True)) == site_stamps
+
+    rsps.replace(
+        responses.GET,
+        lov.url,
+        json=_page([_combo("01-000-4110-0000-000"), _combo("01-000-4999-0000-000", EnabledFlag="N")]),
+    )
+    assert _refresh(connection)["changed"] == 1
+    after = dict(AccountCombination.objects.values_list("combination", "fetched_at"))
+    assert after["01-000-4110-0000-000"] == stamps["01-000-4110-0000-000"]
+    assert after["01-000-4999-0000-000"] > stamps["01-000-4999-0000-000"]
+    assert not AccountCombination.objects.get(combination="01-000-4999-0000-000").enabled
+
+
+def test_a_row_a_recent_refresh_confirmed_is_served_from_the_cache_however_old(rsps):
+    connection = make_connection()
+    rsps.add(
+        responses.GET,
+        f"{BASE}/customerAccountSitesLOV",
+        json=_page([{"AccountNumber": "1008", "SiteUseId": 1042, "SiteName": "CSR Seattle"}]),
+    )
+    lov = rsps.add(responses.GET, f"{BASE}/accountCombinationsLOV", json=_page([_combo("01-000-4110-0000-000")]))
+    long_ago = timezone.now() - reference.MAX_CACHE_AGE * 3
+    _refresh(connection)
+    AccountCombination.objects.update(fetched_at=long_ago)
+    CustomerAccount.objects.update(fetched_at=long_ago)
+    calls = len(rsps.calls)
+    assert _refresh(connection)["changed"] == 0  # unchanged: the rows keep their old stamps
+    fetched = len(rsps.calls)
+    assert _check(connection, ["01-000-4110-0000-000"]) == []
+    assert len(rsps.calls) == fetched, "a confirmed row is not fetched again"
+    assert fetched > calls
+
+    cache.clear()  # the cache forgot the refresh: the old rows are fetched again
+    assert _check(connection, ["01-000-4110-0000-000"]) == []
+    assert lov.call_count == 3
 
 
 def test_a_miss_is_fetched_once_then_served_from_the_cache(rsps):

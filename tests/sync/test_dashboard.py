@@ -9,6 +9,7 @@ from itertools import count
 
 import pytest
 from django.contrib.auth.models import Group, User
+from django.core.cache import cache
 from django.db import connection as db_connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -16,13 +17,16 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from audit.services import audit_record
+from commerce.backfill import backfill_checked, backfill_run
 from commerce.models import Delivery
 from connector.groups import GROUP_FINANCE, GROUP_INTEGRATION_ADMIN
 from connector.models import Record
 from connector.records import record_accept
 from fusion.models import JournalBatch
 from sync.dashboard import dashboard, duration_words
+from sync.flows.fusion_runs import last_checked_key
 from sync.models import ReconciliationRun, Stream, SyncRun, SyncStream
+from tests.commerce.test_backfill import FakeCommerce
 from tests.factories import make_connection
 from tests.posting import order_document
 
@@ -178,6 +182,33 @@ def test_last_backfill_and_last_run_of_each_fusion_stream_with_outcome(now):
     assert (runs["Fusion sync: Customers"].outcome, runs["Fusion sync: Customers"].ok) == ("Failed", False)
     assert runs["Fusion sync: Customers"].started_at == now - timedelta(minutes=5)
     assert runs["Fusion sync: Items"].started_at is None
+
+
+def test_a_check_that_found_nothing_shows_beside_the_last_run_and_clears_an_older_failure(client, now):
+    shop = make_connection()
+    cache.clear()
+    SyncStream.objects.get_or_create(connection=shop, stream=Stream.CUSTOMERS)
+    SyncStream.objects.get_or_create(connection=shop, stream=Stream.ITEMS)
+    SyncRun.objects.create(
+        connection=shop, stream=Stream.CUSTOMERS, status="failed", started_at=now - timedelta(hours=1), error="503"
+    )
+    SyncRun.objects.create(connection=shop, stream=Stream.ITEMS, status="done", started_at=now - timedelta(minutes=5))
+    cache.set(last_checked_key(shop.pk, Stream.CUSTOMERS), {"at": now - timedelta(minutes=2)})
+    cache.set(last_checked_key(shop.pk, Stream.ITEMS), {"at": now - timedelta(minutes=10)})  # before the run
+    backfill_run(connection=shop, client=FakeCommerce(), now=now - timedelta(minutes=20))  # sets the watermark
+    backfill_run(connection=shop, client=FakeCommerce(), now=now - timedelta(minutes=15))  # finds nothing
+    assert backfill_checked(shop.pk) is not None
+
+    runs = {run.name: run for run in _board(shop, now).runs}
+
+    customers = runs["Fusion sync: Customers"]
+    assert (customers.outcome, customers.ok, customers.checked_at) == ("Failed", True, now - timedelta(minutes=2))
+    assert runs["Fusion sync: Items"].checked_at is None  # the run shown is the latest
+    backfill = runs["Commerce backfill"]
+    assert backfill.outcome == "Done" and backfill.checked_at > backfill.started_at
+    finance = _login(client, "fiona", GROUP_FINANCE)
+    page = finance.get(reverse(INDEX)).content.decode()
+    assert page.count('data-dashboard="checked"') == 2
 
 
 def _links(page: str, name: str) -> list[str]:
