@@ -121,6 +121,7 @@ class Meter:
 
     def __init__(self) -> None:
         self.queries = 0
+        self.statements: list[str] | None = None  # kept while a list
         self.backends = 0
         self.pg_seconds = 0.0
         self._pid: int | None = None
@@ -128,6 +129,8 @@ class Meter:
 
     def count(self, execute, sql, params, many, context):  # noqa: ANN001, ANN201  (Django's execute_wrapper)
         self.queries += 1
+        if self.statements is not None:
+            self.statements.append(sql)
         return execute(sql, params, many, context)
 
     def opened(self, sender: Any, connection: Any, **kwargs: Any) -> None:
@@ -158,6 +161,7 @@ def main() -> int:  # noqa: PLR0915
     parser.add_argument("--orders", type=int, default=500)
     parser.add_argument("--profile", action="store_true", help="print a cProfile listing instead")
     parser.add_argument("--sort", default="cumulative", help="cProfile sort key (cumulative, tottime, ...)")
+    parser.add_argument("--sql", action="store_true", help="print the SQL of one order's worker steps instead")
     parser.add_argument("--broker", default="redis://127.0.0.1:6381/5")
     args = parser.parse_args()
 
@@ -231,7 +235,13 @@ def main() -> int:  # noqa: PLR0915
 
         outcomes = work(stored(50, 0))  # warm: imports, caches, the Fusion token, prepared statements
         offset = 50
-        if args.profile:
+        if args.sql:
+            ids = stored(1, offset)
+            meter.statements = []
+            outcomes += work(ids)
+            for n, statement in enumerate(meter.statements, 1):
+                print(f"{n:3d} {statement[:220]}")
+        elif args.profile:
             ids = stored(args.orders, offset)
             profiler = cProfile.Profile(time.thread_time)
             outcomes += profiler.runcall(work, ids)
