@@ -328,7 +328,7 @@ def test_an_unreadable_record_replayed_is_parked_again_without_calling_fusion(co
 # What posting one order costs in SQL once the reference cache is warm: the claim, the rules, the reference
 # check, the audit events and the state changes. A re-read of the record or of its connection, or a query per
 # line or per step, shows here.
-POSTING_QUERIES = 36
+POSTING_QUERIES = 30
 
 
 def test_posting_an_order_takes_a_small_constant_number_of_queries(connection, fusion, django_assert_max_num_queries):
