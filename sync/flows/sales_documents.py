@@ -120,8 +120,9 @@ def _step(record: Record, *, fresh: bool = False) -> str:
     if record.state in (Record.State.RECEIVED, Record.State.RETRYING):
         return _post_document(record)
     if record.state == Record.State.INVOICE_POSTED:
-        _check_fusion_tax(record)
-        return _journal(record)
+        plan = plan_from_json(record.plan) if record.plan else None  # read once for both
+        _check_fusion_tax(record, plan)
+        return _journal(record, plan)
     return "done"
 
 
@@ -141,10 +142,9 @@ def _reread(record: Record) -> None:
         raise LeaseLost()
 
 
-def _check_fusion_tax(record: Record) -> None:
+def _check_fusion_tax(record: Record, plan: PostingPlan | None) -> None:
     """In the fusion tax mode, Fusion's tax on the document must agree with Commerce's before posting goes on
     (again after a replay: the check reads Fusion's tax each time)."""
-    plan = plan_from_json(record.plan) if record.plan else None
     if plan is None or plan.tax_mode != TAX_FUSION:
         return
     problem = fusion_tax_check(record=record, plan=plan, client=paced_client(record.connection), actor=ACTOR)
@@ -349,9 +349,8 @@ def _wake_waiting_siblings(record: Record) -> list[int]:
     return waiting
 
 
-def _journal(record: Record) -> str:
+def _journal(record: Record, plan: PostingPlan | None) -> str:
     connection = record.connection
-    plan = plan_from_json(record.plan) if record.plan else None
     if connection.journal_mode != Connection.JournalMode.SALES_JOURNAL or plan is None or not plan.journal_lines:
         return _mark_posted(record)
     journal = fbdi.Journal(
