@@ -201,6 +201,11 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=300)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=360)
+# Celery's Django fixup closes every database connection before and after every task unless this is set, so a
+# worker opened a PostgreSQL backend per task (about one per order: backend start-up is PostgreSQL CPU). Set, the
+# fixup closes them only every this many tasks, and config/celery.py applies CONN_MAX_AGE and the health checks
+# around each task as Django does around a request (a broken or aged connection is still dropped).
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5}

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from collections.abc import Mapping
@@ -35,6 +36,14 @@ def plan_to_json(plan: rules.PostingPlan) -> dict[str, Any]:
     return _jsonable(plan)
 
 
+@functools.cache
+def _field_types(kind: type) -> dict[str, Any]:
+    """A plan dataclass's fields and their types, resolved once per process (typing.get_type_hints evaluates
+    every annotation string on each call: it was most of the cost of loading a plan)."""
+    hints = typing.get_type_hints(kind)
+    return {f.name: hints[f.name] for f in dataclasses.fields(kind)}
+
+
 def _build(kind: Any, value: Any) -> Any:
     origin = typing.get_origin(kind)
     if origin in (typing.Union, types.UnionType):
@@ -48,9 +57,8 @@ def _build(kind: Any, value: Any) -> Any:
     if origin is not None and issubclass(origin, Mapping):
         return dict(value)
     if dataclasses.is_dataclass(kind) and isinstance(kind, type):
-        hints = typing.get_type_hints(kind)
-        names = {f.name for f in dataclasses.fields(kind)}
-        return kind(**{k: _build(hints[k], v) for k, v in value.items() if k in names})
+        fields = _field_types(kind)
+        return kind(**{k: _build(fields[k], v) for k, v in value.items() if k in fields})
     if kind is Decimal:
         return Decimal(value)
     if kind is date:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from django.db import connection as db_connection
 from django.db import transaction
 
 from audit.services import audit_record
@@ -84,9 +85,50 @@ def _dates(rule: RuleBase) -> dict[str, Any]:
     }
 
 
+RULE_MODELS: tuple[type[RuleBase], ...] = (
+    CustomerRule,
+    ProductRule,
+    StoreRule,
+    AccountTemplate,
+    SegmentLayout,
+    TaxRule,
+)
+# Per process: connection id -> (the fingerprint of its rules when read, their snapshot).
+_snapshots: dict[int, tuple[tuple[Any, ...], rules.RuleSet]] = {}
+
+
+def rules_fingerprint(connection_id: int) -> tuple[Any, ...] | None:
+    """In one query, the row versions of the connection's rules: each row's id, PostgreSQL's xmin (the
+    transaction that wrote this version of the row) and ctid (where it lies: a row updated twice in one
+    transaction moves), per rule table. Any insert, update (a queryset update or SQL too) or delete changes
+    it. None where the database keeps no row versions (SQLite): no cache there."""
+    if db_connection.vendor != "postgresql":
+        return None
+    parts = [
+        "(SELECT md5(string_agg(id::text || xmin::text || ctid::text, ',' ORDER BY id)) "  # noqa: S608  (our names)
+        f"FROM {db_connection.ops.quote_name(model._meta.db_table)} WHERE connection_id = %s)"
+        for model in RULE_MODELS
+    ]
+    with db_connection.cursor() as cursor:
+        cursor.execute("SELECT " + ", ".join(parts), [connection_id] * len(parts))
+        return tuple(cursor.fetchone())
+
+
 def rules_snapshot(*, connection: Connection) -> rules.RuleSet:
     """The connection's enabled rules as the resolver's frozen snapshots (the resolver picks those effective
-    on the document date)."""
+    on the document date). Read again only when a rule row changed: every posting needs them, and reading and
+    building them was one of its largest costs."""
+    fingerprint = rules_fingerprint(connection.pk)
+    cached = _snapshots.get(connection.pk)
+    if fingerprint is not None and cached is not None and cached[0] == fingerprint:
+        return cached[1]
+    snapshot = _rules_read(connection)
+    if fingerprint is not None:
+        _snapshots[connection.pk] = (fingerprint, snapshot)
+    return snapshot
+
+
+def _rules_read(connection: Connection) -> rules.RuleSet:
 
     def enabled(model: type[RuleBase]):
         return model._default_manager.filter(connection=connection, enabled=True).order_by("pk")
@@ -174,12 +216,10 @@ PRODUCT_FACT_MATCH_TYPES = ("category", "attribute_set")
 def rules_need(connection: Connection) -> set[str]:
     """Which of website, store_code, category and attribute_set the connection's enabled rules match on: the
     facts worth asking Commerce for (an empty set: ask nothing)."""
-    stores = StoreRule.objects.filter(connection=connection, enabled=True, match_type__in=STORE_FACT_MATCH_TYPES)
-    products = ProductRule.objects.filter(connection=connection, enabled=True, match_type__in=PRODUCT_FACT_MATCH_TYPES)
-    need: set[str] = set()
-    for query in (stores, products):
-        need.update(query.order_by().values_list("match_type", flat=True).distinct())
-    return need
+    snapshot = rules_snapshot(connection=connection)
+    return {r.match_type for r in snapshot.stores if r.match_type in STORE_FACT_MATCH_TYPES} | {
+        r.match_type for r in snapshot.products if r.match_type in PRODUCT_FACT_MATCH_TYPES
+    }
 
 
 def connection_defaults(connection: Connection) -> rules.ConnectionDefaults:

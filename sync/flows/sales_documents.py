@@ -67,10 +67,12 @@ def record_process(*, record_id: int) -> str:
         return "skipped"
     relay_picked_up(record_id=record.pk)
     try:
+        claimed = True  # the record as the claim just read it, under its row lock: nothing to re-read yet
         while True:
-            outcome = _step(record)
+            outcome = _step(record, fresh=claimed)
             if outcome != "continue":
                 return outcome
+            claimed = False
     except LeaseLost:
         logger.warning(
             "Lease on record %s ran out mid-step; leaving it to its new holder",
@@ -112,26 +114,37 @@ def _hint_for(exc: ConnectorError) -> str:
     return "Resolution: correct the data Fusion refused (see the message), then replay."
 
 
-def _step(record: Record) -> str:
+def _step(record: Record, *, fresh: bool = False) -> str:
+    if not fresh:
+        _reread(record)
+    if record.state in (Record.State.RECEIVED, Record.State.RETRYING):
+        return _post_document(record)
+    if record.state == Record.State.INVOICE_POSTED:
+        plan = plan_from_json(record.plan) if record.plan else None  # read once for both
+        _check_fusion_tax(record, plan)
+        return _journal(record, plan)
+    return "done"
+
+
+def _reread(record: Record) -> None:
+    """The record as the previous step left it in the database (its writes go through UPDATEs), checking that this
+    worker still holds it. Its connection, read with the claim, is kept: refresh_from_db would drop it and the
+    next step read it again."""
     held_by = record.leased_by
+    connection = record.connection
     record.refresh_from_db()
+    if record.connection_id == connection.pk:
+        record.connection = connection
     if record.leased_by != held_by:
         # The lease ran out and another worker took the record: keep this worker's own token, so that neither
         # a check nor the release acts under the new holder's lease.
         record.leased_by = held_by
         raise LeaseLost()
-    if record.state in (Record.State.RECEIVED, Record.State.RETRYING):
-        return _post_document(record)
-    if record.state == Record.State.INVOICE_POSTED:
-        _check_fusion_tax(record)
-        return _journal(record)
-    return "done"
 
 
-def _check_fusion_tax(record: Record) -> None:
+def _check_fusion_tax(record: Record, plan: PostingPlan | None) -> None:
     """In the fusion tax mode, Fusion's tax on the document must agree with Commerce's before posting goes on
     (again after a replay: the check reads Fusion's tax each time)."""
-    plan = plan_from_json(record.plan) if record.plan else None
     if plan is None or plan.tax_mode != TAX_FUSION:
         return
     problem = fusion_tax_check(record=record, plan=plan, client=paced_client(record.connection), actor=ACTOR)
@@ -336,9 +349,8 @@ def _wake_waiting_siblings(record: Record) -> list[int]:
     return waiting
 
 
-def _journal(record: Record) -> str:
+def _journal(record: Record, plan: PostingPlan | None) -> str:
     connection = record.connection
-    plan = plan_from_json(record.plan) if record.plan else None
     if connection.journal_mode != Connection.JournalMode.SALES_JOURNAL or plan is None or not plan.journal_lines:
         return _mark_posted(record)
     journal = fbdi.Journal(

@@ -275,6 +275,24 @@ def test_disabled_rules_are_left_out_of_the_snapshot():
     assert [p.code for p in plan_for_record(record).problems] == ["customer_mapping_missing"]
 
 
+def test_an_unchanged_rule_set_is_not_read_again(django_assert_num_queries):
+    connection = mapped_connection()
+    first = rules_snapshot(connection=connection)
+    with django_assert_num_queries(1):  # the rows' versions only
+        assert rules_snapshot(connection=connection) is first
+
+
+def test_a_rule_changed_any_way_is_in_the_next_snapshot():
+    connection = mapped_connection()
+    rules_snapshot(connection=connection)
+    ProductRule.objects.filter(connection=connection).update(segments={"Account": "4999"})  # no save(), no signal
+    assert {r.segments.get("Account") for r in rules_snapshot(connection=connection).products} == {"4999"}
+    ProductRule.objects.filter(connection=connection).update(segments={"Account": "4110"})  # same transaction again
+    assert {r.segments.get("Account") for r in rules_snapshot(connection=connection).products} == {"4110"}
+    CustomerRule.objects.filter(connection=connection, match_type="default").delete()
+    assert "default" not in [r.match_type for r in rules_snapshot(connection=connection).customers]
+
+
 def test_a_credit_memo_plan_names_the_posted_invoice_it_credits():
     connection = mapped_connection(invoice_event="invoice")
     invoice = record_accept(

@@ -323,3 +323,16 @@ def test_an_unreadable_record_replayed_is_parked_again_without_calling_fusion(co
     record = _run(parked)
     assert record.state == Record.State.NEEDS_REVIEW and "grand_total is out of range" in record.last_error
     assert fusion.posts == []
+
+
+# What posting one order costs in SQL once the reference cache is warm: the claim, the rules, the reference
+# check, the audit events and the state changes. A re-read of the record or of its connection, or a query per
+# line or per step, shows here.
+POSTING_QUERIES = 30
+
+
+def test_posting_an_order_takes_a_small_constant_number_of_queries(connection, fusion, django_assert_max_num_queries):
+    _run(_accept(connection))  # warms the reference cache
+    second = _accept(connection, dataclasses.replace(order_document(), entity_id="778", increment_id="000012346"))
+    with django_assert_max_num_queries(POSTING_QUERIES):
+        assert _run(second).state == Record.State.POSTED
