@@ -12,7 +12,7 @@ from django.core.cache import cache
 
 from commerce.deliveries import deliveries_unread
 from connector.selectors import due_record_ids
-from connector.wakeups import deliveries_wake, record_wake
+from connector.wakeups import deliveries_wake, records_wake
 
 logger = logging.getLogger(__name__)
 
@@ -20,6 +20,9 @@ logger = logging.getLogger(__name__)
 # A due record is woken at most once per window until a worker picks it up: while a backlog drains, the
 # relay's next runs would otherwise queue the same ids again and again behind the ones still waiting.
 REWAKE_SECONDS = 60
+# Due records woken by one message (a worker fans it out), and at most this many pages in a run.
+RELAY_PAGE = 500
+RELAY_MAX_PAGES = 40
 
 
 def _woken_key(record_id: int) -> str:
@@ -32,11 +35,19 @@ def relay_picked_up(*, record_id: int) -> None:
 
 
 def relay_due(*, limit: int) -> int:
+    """Wake every due record, up to `limit`, the earliest due first: a page of RELAY_PAGE ids to a message (a
+    worker fans it out), each id at most once per window until a worker picks it up. Every due record, not a
+    page per run: after an outage a run's wake-ups are what keeps the workers at the Fusion ceiling until the
+    next run. How many were woken."""
+    ids = due_record_ids(limit=limit)
     woken = 0
-    for record_id in due_record_ids(limit=limit):
-        if cache.add(_woken_key(record_id), 1, REWAKE_SECONDS):
-            record_wake(record_id=record_id)
-            woken += 1
+    for start in range(0, len(ids), RELAY_PAGE):
+        page = ids[start : start + RELAY_PAGE]
+        recent = cache.get_many([_woken_key(record_id) for record_id in page])
+        fresh = [i for i in page if _woken_key(i) not in recent and cache.add(_woken_key(i), 1, REWAKE_SECONDS)]
+        if fresh:
+            records_wake(record_ids=fresh)
+            woken += len(fresh)
     if woken:
         logger.info("Relay woke %s due records", woken)
     return woken
