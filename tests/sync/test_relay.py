@@ -1,5 +1,6 @@
 """The relay wakes what is due, once per window, so a lost wake-up costs a delay and never a document."""
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -65,3 +66,20 @@ def test_a_relay_run_wakes_every_due_record_of_a_backlog_a_page_to_a_message(mon
     assert [len(page) for page in pages] == [500, 500, 195]
     assert len({pk for page in pages for pk in page}) == 1195
     assert tasks.relay_due_records() == 0  # woken once per window
+
+
+@pytest.mark.django_db
+def test_a_backlog_still_queued_is_not_woken_again_after_the_window(monkeypatch, settings):
+    # The last page of a 1,200-record run waits behind 1,000 others: at 5 a second its window is 60 + 200 s.
+    backend = "django.core.cache.backends.locmem.LocMemCache"
+    settings.CACHES = {"default": {"BACKEND": backend, "LOCATION": "relay-window", "OPTIONS": {"MAX_ENTRIES": 5000}}}
+    pages = []
+    monkeypatch.setattr(relay, "records_wake", lambda *, record_ids: pages.append(list(record_ids)))
+    record_accept_many(connection=make_connection(), documents=[(order_document(str(n)), "") for n in range(1200)])
+    assert tasks.relay_due_records() == 1200
+
+    clock = time.time()
+    monkeypatch.setattr(time, "time", lambda: clock + 90)  # three beat ticks later, nothing picked up yet
+    assert tasks.relay_due_records() == 500  # the first page's window passed: maybe its message was lost
+    monkeypatch.setattr(time, "time", lambda: clock + 170)
+    assert tasks.relay_due_records() == 1000  # and the second's (160 s); the last page's lasts 260 s
