@@ -314,6 +314,40 @@ def records_due_now(*, record_ids: list[int], now: datetime | None = None) -> in
     ).update(next_attempt_at=now)
 
 
+def records_retry_sooner(
+    *, connection_id: int, per_second: float, limit: int, actor: str = "system:worker", now: datetime | None = None
+) -> int:
+    """The connection's calls to Fusion succeed again after failing: bring forward the next attempt of its records
+    waiting on a failed attempt (their outcome known, so no write may still be running in Fusion), the earliest
+    first and at most `limit`, spaced `per_second` from now so that they come back at the pace the connection can
+    take, leaving room for new orders, instead of at their backoff times. A record already due sooner keeps its
+    time; the attempts count stays. One audit event; how many were moved."""
+    now = now or timezone.now()
+    waiting = Record.objects.filter(
+        connection=connection_id,
+        state__in=(Record.State.RECEIVED, Record.State.RETRYING),
+        attempts__gt=0,
+        outcome_unknown=False,
+    )
+    ids = list(waiting.filter(next_attempt_at__gt=now).order_by("next_attempt_at", "pk").values_list("pk", flat=True))
+    ids = ids[:limit]
+    step = max(1, int(per_second))  # records that share one second
+    moved = 0
+    for start in range(0, len(ids), step):
+        at = now + timedelta(seconds=start / per_second)
+        moved += waiting.filter(pk__in=ids[start : start + step], next_attempt_at__gt=at).update(next_attempt_at=at)
+    if moved:
+        audit_record(
+            action="records.retry_sooner",
+            actor=actor,
+            connection=connection_id,
+            outcome=AuditEvent.Outcome.INFO,
+            message=f"Fusion answers again: {moved} records waiting to retry brought forward, {per_second:.1f}/s",
+            data={"records": moved, "per_second": round(per_second, 2), "over_seconds": round(len(ids) / per_second)},
+        )
+    return moved
+
+
 def record_transition(
     *,
     record: Record,

@@ -1,5 +1,6 @@
 """A per-connection ceiling on calls to Fusion: at most N at once and R per second across every worker
-(state in the shared cache), halved while Fusion answers 429 and restored once it stops."""
+(state in the shared cache), halved while Fusion answers 429 and restored once it stops. When the calls succeed
+again after an outage (5xx, no answer), the records waiting to retry are brought forward at the ceiling's pace."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Any
 from django.core.cache import cache
 
 from connector.models import Connection
+from connector.records import records_retry_sooner
 from core.errors import TransientError
 
 from . import sources
@@ -26,6 +28,14 @@ SLOT_TTL = 600  # seconds; longer than any paced call (reads retry up to 3 x tim
 HOST = socket.gethostname()
 BACKOFF_TTL = 120  # seconds the lowered ceiling lasts after the last 429
 MAX_WAIT = 10.0  # seconds a call waits for a slot before the record is rescheduled instead
+FAILING_TTL = 24 * 3600  # seconds an outage is remembered without a call succeeding
+OUTAGE_MIN_SECONDS = 5.0  # failing for less than this (one stray 503) brings nothing forward
+CALLS_PER_RECORD = 2  # a posting's calls to Fusion: the look-up of the document, then its creation
+MIN_CALL_SECONDS = 0.05  # the shortest call time the pace after an outage assumes
+RETRY_SOONER_LIMIT = 20_000  # records brought forward at most when Fusion is back
+
+# Connections whose calls this process saw fail: only then does a success here look for an outage's end.
+_failing_seen: set[int] = set()
 
 
 def _factor_key(connection_id: int) -> str:
@@ -41,6 +51,34 @@ def note_throttled(connection_id: int) -> float:
     factor = max(current_factor(connection_id) / 2, 1 / 16)
     cache.set(_factor_key(connection_id), factor, BACKOFF_TTL)
     return factor
+
+
+def _failing_key(connection_id: int) -> str:
+    return f"fusion-pace:{connection_id}:failing"
+
+
+def note_failing(connection_id: int) -> None:
+    """Fusion failed to answer (5xx, timeout, no connection): remember since when, for every worker."""
+    cache.add(_failing_key(connection_id), time.time(), FAILING_TTL)
+    _failing_seen.add(connection_id)
+
+
+def note_answered(connection: Connection, *, call_seconds: float) -> int:
+    """A call succeeded. The first success after an outage (one process wins the cache's delete) brings forward
+    the connection's records waiting to retry, paced at the ceiling: `concurrency / (call time x calls per
+    record)`, at most the rate ceiling's. How many records were brought forward."""
+    if connection.pk not in _failing_seen:
+        return 0
+    _failing_seen.discard(connection.pk)
+    key = _failing_key(connection.pk)
+    since = cache.get(key)
+    if since is None or not cache.delete(key) or time.time() - float(since) < OUTAGE_MIN_SECONDS:
+        return 0
+    concurrency, rate = limits(connection)
+    per_second = min(concurrency / max(call_seconds, MIN_CALL_SECONDS), rate) / CALLS_PER_RECORD
+    return records_retry_sooner(
+        connection_id=connection.pk, per_second=per_second, limit=RETRY_SOONER_LIMIT, actor="system:fusion-back"
+    )
 
 
 def limits(connection: Connection) -> tuple[int, float]:
@@ -139,12 +177,16 @@ class PacedClient:
     @contextmanager
     def _paced(self) -> Iterator[None]:
         with fusion_slot(self._connection):
+            started = time.monotonic()
             try:
                 yield
             except TransientError as exc:
                 if exc.status == 429:
                     note_throttled(self._connection.pk)
+                else:
+                    note_failing(self._connection.pk)
                 raise
+        note_answered(self._connection, call_seconds=time.monotonic() - started)
 
     @property
     def exchanges(self) -> list[dict[str, Any]]:

@@ -12,14 +12,21 @@ from django.core.cache import cache
 
 from commerce.deliveries import deliveries_unread
 from connector.selectors import due_record_ids
-from connector.wakeups import deliveries_wake, record_wake
+from connector.wakeups import deliveries_wake, records_wake
 
 logger = logging.getLogger(__name__)
 
 
 # A due record is woken at most once per window until a worker picks it up: while a backlog drains, the
-# relay's next runs would otherwise queue the same ids again and again behind the ones still waiting.
+# relay's next runs would otherwise queue the same ids again and again behind the ones still waiting. A record
+# woken behind others (its place among the due ones) waits for them: its window is longer by the time the
+# workers take to reach it at RELAY_REACH_PER_SECOND, the slowest drain the relay counts on, so that a backlog of
+# thousands is not woken a second time while its first wake-ups are still queued.
 REWAKE_SECONDS = 60
+RELAY_REACH_PER_SECOND = 5
+# Due records woken by one message (a worker fans it out), and at most this many pages in a run.
+RELAY_PAGE = 500
+RELAY_MAX_PAGES = 40
 
 
 def _woken_key(record_id: int) -> str:
@@ -32,11 +39,20 @@ def relay_picked_up(*, record_id: int) -> None:
 
 
 def relay_due(*, limit: int) -> int:
+    """Wake every due record, up to `limit`, the earliest due first: a page of RELAY_PAGE ids to a message (a
+    worker fans it out), each id at most once per window until a worker picks it up. Every due record, not a
+    page per run: after an outage a run's wake-ups are what keeps the workers at the Fusion ceiling until the
+    next run. How many were woken."""
+    ids = due_record_ids(limit=limit)
     woken = 0
-    for record_id in due_record_ids(limit=limit):
-        if cache.add(_woken_key(record_id), 1, REWAKE_SECONDS):
-            record_wake(record_id=record_id)
-            woken += 1
+    for start in range(0, len(ids), RELAY_PAGE):
+        page = ids[start : start + RELAY_PAGE]
+        window = REWAKE_SECONDS + start // RELAY_REACH_PER_SECOND
+        recent = cache.get_many([_woken_key(record_id) for record_id in page])
+        fresh = [i for i in page if _woken_key(i) not in recent and cache.add(_woken_key(i), 1, window)]
+        if fresh:
+            records_wake(record_ids=fresh)
+            woken += len(fresh)
     if woken:
         logger.info("Relay woke %s due records", woken)
     return woken

@@ -87,7 +87,8 @@ def _wake_created(outcomes: list) -> int:
 
 @shared_task(name="connector.relay", ignore_result=True)
 def relay_due_records() -> int:
-    return relay.relay_due(limit=500) + relay.relay_unread_deliveries(limit=500)
+    due = relay.relay_due(limit=relay.RELAY_PAGE * relay.RELAY_MAX_PAGES)
+    return due + relay.relay_unread_deliveries(limit=500)
 
 
 @shared_task(name="commerce.backfill_all", ignore_result=True)
